@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class FlowdockConfig(AppConfig):
+    name = "django_flowdock"
+    verbose_name = _("Flowdock")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the system checks
+        from .receivers import connect_receivers
+
+        connect_receivers()

@@ -1,0 +1,116 @@
+"""HTTP access to the Flowdock API.
+
+One keep-alive ``requests.Session`` per thread (sessions are not documented as
+thread-safe), timeouts on every request, and answers turned into the exception
+hierarchy: the delivery engine decides retry vs. give up by exception class alone.
+Tokens travel in bodies and headers only, never in URLs or log lines.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from typing import Any
+
+import requests
+
+from .conf import flowdock_settings
+from .exceptions import (
+    FlowdockError,
+    FlowdockRejectedError,
+    FlowdockSourceGoneError,
+    FlowdockTransientError,
+)
+
+logger = logging.getLogger("django_flowdock.client")
+
+_local = threading.local()
+
+
+def get_session() -> requests.Session:
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+        session.headers["User-Agent"] = "django-flowdock"
+    return session
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def describe_error(response: requests.Response) -> str:
+    """The API's error text: ``Validation error: thread.title: can't be blank``."""
+    try:
+        data = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:500]}".strip()
+    if not isinstance(data, dict):
+        return f"HTTP {response.status_code}: {data}"
+    message = data.get("message") or data.get("error") or f"HTTP {response.status_code}"
+    errors = data.get("errors")
+    if isinstance(errors, dict):
+        details = "; ".join(
+            f"{field}: {', '.join(map(str, problems)) if isinstance(problems, list) else problems}"
+            for field, problems in errors.items()
+        )
+        return f"{message}: {details}"
+    return str(message)
+
+
+class FlowdockClient:
+    """A client for one API base URL (``FLOWDOCK["API_URL"]`` by default)."""
+
+    def __init__(
+        self,
+        api_url: str | None = None,
+        *,
+        session: requests.Session | None = None,
+        timeout: float | tuple[float, float] | None = None,
+    ) -> None:
+        self.api_url = (api_url or flowdock_settings.API_URL).rstrip("/")
+        self.session = session or get_session()
+        self.timeout = timeout or tuple(flowdock_settings.TIMEOUT)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send a request; return the 2xx response or raise a ``FlowdockError``."""
+        url = f"{self.api_url}/{path.lstrip('/')}"
+        payload = kwargs.get("json")
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise FlowdockTransientError(f"Timed out: {method} {url}", payload=payload) from exc
+        except requests.ConnectionError as exc:
+            raise FlowdockTransientError(
+                f"Could not connect: {method} {url}", payload=payload
+            ) from exc
+        status = response.status_code
+        if status < 300:
+            return response
+        details = {"status_code": status, "response": response, "payload": payload}
+        text = describe_error(response)
+        if status == 410:
+            raise FlowdockSourceGoneError(text, **details)
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise FlowdockTransientError(text, retry_after=retry_after, **details)
+        if status >= 400:
+            raise FlowdockRejectedError(text, **details)
+        raise FlowdockError(text, **details)
+
+    def post_message(self, payload: dict[str, Any]) -> requests.Response:
+        """``POST /messages``; ``payload`` carries its ``flow_token``."""
+        return self.request("POST", "/messages", json=payload)
+
+    def update_source(self, flow_token: str, **changes: str) -> dict[str, Any]:
+        """``PUT /sources``: set ``error_message`` and/or ``configuration_url``."""
+        return self.request("PUT", "/sources", json={"flow_token": flow_token, **changes}).json()

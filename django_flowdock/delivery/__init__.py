@@ -1,0 +1,41 @@
+"""Delivery: when and where the outbox is drained. One drain function serves all
+backends; a backend only decides when to call it."""
+
+from __future__ import annotations
+
+from django.utils.module_loading import import_string
+
+from ..conf import flowdock_settings
+from ..exceptions import FlowdockConfigurationError
+from .base import BaseBackend
+
+ALIASES = {
+    "immediate": "django_flowdock.delivery.immediate.ImmediateBackend",
+    "worker": "django_flowdock.delivery.worker.WorkerBackend",
+    "locmem": "django_flowdock.delivery.locmem.LocmemBackend",
+    "celery": "django_flowdock.delivery.celery.CeleryBackend",
+    "tasks": "django_flowdock.delivery.tasks.TasksBackend",
+}
+
+_cache: dict[str, BaseBackend] = {}
+
+
+def backend_path(name: str | None = None) -> str:
+    name = name or flowdock_settings.DELIVERY
+    return ALIASES.get(name, name)
+
+
+def get_backend(name: str | None = None) -> BaseBackend:
+    """The backend named by ``FLOWDOCK["DELIVERY"]`` (an alias or a dotted path)."""
+    path = backend_path(name)
+    backend = _cache.get(path)
+    if backend is None:
+        try:
+            backend_class = import_string(path)
+        except ImportError as exc:
+            raise FlowdockConfigurationError(
+                f'FLOWDOCK["DELIVERY"] = {path!r} cannot be imported ({exc}). Use one of '
+                f"{', '.join(map(repr, ALIASES))} or the dotted path of a BaseBackend subclass."
+            ) from exc
+        backend = _cache[path] = backend_class()
+    return backend

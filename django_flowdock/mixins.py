@@ -1,0 +1,52 @@
+"""The mixins a project puts on its models; importable without the app installed.
+
+Every ``FlowdockMeta`` option can be replaced by a ``get_flowdock_<option>()`` method
+for computed values, the way ``get_absolute_url`` customises the admin.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .options import COMMENT_OPTIONS, THREAD_OPTIONS, Options, declared_options
+
+
+class _FlowdockOptionsMixin:
+    _flowdock_allowed: ClassVar[frozenset[str]]
+
+    @classmethod
+    def flowdock_options(cls) -> Options:
+        # Cached on the class itself (not inherited) so subclasses get their own.
+        options = cls.__dict__.get("_flowdock_options_cache")
+        if options is None:
+            options = declared_options(cls, cls._flowdock_allowed)
+            cls._flowdock_options_cache = options
+        return options
+
+
+class FlowdockThread(_FlowdockOptionsMixin):
+    """Objects of this model are team-inbox threads.
+
+    ``FlowdockMeta`` options: ``title``, ``body``, ``status``, ``status_colors``,
+    ``fields``, ``external_url``, ``author``, ``scope``, ``tags``, ``verbose_name``.
+    """
+
+    _flowdock_allowed = THREAD_OPTIONS
+
+    def get_flowdock_thread_id(self) -> str:
+        """The ``external_thread_id``: stable and unique per model and object."""
+        return f"{self._meta.label_lower}:{self.pk}"  # type: ignore[attr-defined]
+
+    def get_flowdock_actions(self) -> list[dict[str, Any]]:
+        """schema.org actions (ViewAction, UpdateAction) offered on the thread."""
+        return []
+
+
+class FlowdockComment(_FlowdockOptionsMixin):
+    """Objects of this model are comments posted to their thread as discussions.
+
+    ``FlowdockMeta`` options: ``thread`` (required: the attribute holding the thread
+    object), ``body``, ``author``.
+    """
+
+    _flowdock_allowed = COMMENT_OPTIONS

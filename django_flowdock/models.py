@@ -1,0 +1,262 @@
+"""Connections to Flowdock (applications, sources, tokens) and the delivery outbox."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .crypto import EncryptedTextField
+
+
+class OAuthApplication(models.Model):
+    """A developer application registered in Flowdock."""
+
+    name = models.CharField(_("name"), max_length=100)
+    client_id = models.CharField(_("client ID"), max_length=200, unique=True)
+    client_secret = EncryptedTextField(
+        _("client secret"), help_text=_("Also signs the FLOWDOCK-TOKEN of UpdateActions.")
+    )
+    api_url = models.URLField(
+        _("API URL"),
+        blank=True,
+        help_text=_('Leave empty to use FLOWDOCK["API_URL"].'),
+    )
+    offline_access = models.BooleanField(
+        _("keep refresh tokens"),
+        default=False,
+        help_text=_("Ask for the offline_access scope so tokens can be refreshed."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("OAuth application")
+        verbose_name_plural = _("OAuth applications")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_api_url(self) -> str:
+        from .conf import flowdock_settings
+
+        return (self.api_url or flowdock_settings.API_URL).rstrip("/")
+
+
+class OAuthToken(models.Model):
+    """A Flowdock user's OAuth grant to an application; used to manage its sources."""
+
+    application = models.ForeignKey(
+        OAuthApplication, on_delete=models.CASCADE, related_name="tokens"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="flowdock_tokens",
+        help_text=_("The local user who granted access."),
+    )
+    flowdock_user_id = models.CharField(_("Flowdock user ID"), max_length=100, blank=True)
+    access_token = EncryptedTextField(_("access token"))
+    refresh_token = EncryptedTextField(_("refresh token"), blank=True)
+    scope = models.CharField(_("scope"), max_length=200, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("OAuth token")
+        verbose_name_plural = _("OAuth tokens")
+
+    def __str__(self) -> str:
+        return f"{self.application} / {self.flowdock_user_id or self.user or self.pk}"
+
+
+class SourceQuerySet(models.QuerySet):
+    def active(self) -> SourceQuerySet:
+        return self.filter(active=True)
+
+    def for_scopes(self, scopes: list[models.Model]) -> SourceQuerySet:
+        """Sources that receive items scoped to ``scopes``: the unscoped ones and those
+        scoped to one of these objects."""
+        condition = Q(scope_content_type__isnull=True)
+        for obj in scopes:
+            condition |= Q(
+                scope_content_type=ContentType.objects.get_for_model(obj),
+                scope_object_id=str(obj.pk),
+            )
+        return self.filter(condition)
+
+
+class Source(models.Model):
+    """One connection to one flow. Its flow token authenticates every message posted."""
+
+    name = models.CharField(
+        _("name"), max_length=200, help_text=_("The external entity: a project, a queue.")
+    )
+    flow_token = EncryptedTextField(
+        _("flow token"),
+        help_text=_("Shown once by Flowdock when the source is created."),
+    )
+    active = models.BooleanField(_("active"), default=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    application = models.ForeignKey(
+        OAuthApplication,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sources",
+    )
+    token = models.ForeignKey(
+        OAuthToken,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sources",
+        help_text=_("The OAuth grant that created the source, used to manage it."),
+    )
+    flowdock_id = models.CharField(_("Flowdock source ID"), max_length=100, blank=True)
+    flow_id = models.CharField(_("flow ID"), max_length=100, blank=True)
+    flow_name = models.CharField(_("flow"), max_length=200, blank=True)
+    flow_path = models.CharField(
+        _("flow path"), max_length=200, blank=True, help_text=_('"organization/flow"')
+    )
+    scope_content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, null=True, blank=True, verbose_name=_("scope type")
+    )
+    scope_object_id = models.CharField(_("scope ID"), max_length=64, blank=True)
+    scope = GenericForeignKey("scope_content_type", "scope_object_id")
+    settings = models.JSONField(
+        _("settings"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            'Which items and events this source receives: {"models": [...], "events": [...]}.'
+        ),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    deactivated_at = models.DateTimeField(_("deactivated"), null=True, blank=True)
+
+    objects = SourceQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("source")
+        verbose_name_plural = _("sources")
+        ordering = ["name"]
+        indexes = [models.Index(fields=["scope_content_type", "scope_object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.flow_name}" if self.flow_name else self.name
+
+    def accepts(self, model_label: str, event: str) -> bool:
+        """Whether the source's settings let through ``event`` about ``model_label``."""
+        models_allowed = self.settings.get("models")
+        events_allowed = self.settings.get("events")
+        return (not models_allowed or model_label in models_allowed) and (
+            not events_allowed or event in events_allowed
+        )
+
+    def deactivate(self, reason: str) -> None:
+        """Stop posting to this source and close its pending messages with ``reason``."""
+        self.active = False
+        self.error_message = reason
+        self.deactivated_at = timezone.now()
+        self.save(update_fields=["active", "error_message", "deactivated_at"])
+        self.messages.filter(state=Message.State.PENDING).update(
+            state=Message.State.CANCELLED, last_error=reason, claimed_until=None
+        )
+
+
+class MessageQuerySet(models.QuerySet):
+    def pending(self) -> MessageQuerySet:
+        return self.filter(state=Message.State.PENDING)
+
+    def failed(self) -> MessageQuerySet:
+        return self.filter(state=Message.State.FAILED)
+
+    def due(self, now=None) -> MessageQuerySet:
+        """Pending, past their retry time, and not claimed by a live worker."""
+        now = now or timezone.now()
+        return self.pending().filter(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), next_attempt_at__lte=now
+        )
+
+    def deliverable(self, now=None) -> MessageQuerySet:
+        """Due messages that are first in line for their thread and source: an earlier
+        pending message (waiting for a retry, or in flight) holds back later ones."""
+        earlier = Message.objects.filter(
+            state=Message.State.PENDING,
+            source=OuterRef("source"),
+            thread_key=OuterRef("thread_key"),
+            pk__lt=OuterRef("pk"),
+        )
+        return self.due(now).exclude(Exists(earlier)).order_by("pk")
+
+
+class Message(models.Model):
+    """One message to one source: the transactional outbox and the delivery log."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SENT = "sent", _("sent")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
+
+    uuid = models.UUIDField(_("UUID"), default=uuid.uuid4, unique=True, editable=False)
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="messages")
+    thread_key = models.CharField(_("thread"), max_length=255)
+    event = models.CharField(_("event"), max_length=20)
+    payload = models.JSONField(_("payload"))
+    state = models.CharField(
+        _("state"), max_length=10, choices=State.choices, default=State.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    status_code = models.PositiveSmallIntegerField(_("last status"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["-pk"]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"]),
+            models.Index(fields=["source", "thread_key", "state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.thread_key} → {self.source_id} ({self.state})"
+
+    def api_payload(self) -> dict[str, Any]:
+        """The JSON posted to ``/messages``: the stored payload plus token and uuid."""
+        return {**self.payload, "flow_token": self.source.flow_token, "uuid": str(self.uuid)}
+
+
+class FlowdockUser(models.Model):
+    """Links a Flowdock user to a local user, so actions from chat run as that user."""
+
+    flowdock_user_id = models.CharField(_("Flowdock user ID"), max_length=100, unique=True)
+    name = models.CharField(_("Flowdock name"), max_length=200, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flowdock_users"
+    )
+    linked_at = models.DateTimeField(_("linked"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("Flowdock user")
+        verbose_name_plural = _("Flowdock users")
+
+    def __str__(self) -> str:
+        return f"{self.name or self.flowdock_user_id} → {self.user}"

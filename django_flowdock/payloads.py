@@ -1,0 +1,248 @@
+"""Objects → thread state → activity and discussion messages, as the API expects them.
+
+User text is escaped here; a ``get_flowdock_*`` method may return ``mark_safe()`` HTML
+to take responsibility for its own markup. Every message is validated before it is
+queued, so a bad mapping fails at ``save()`` with the model and option named instead
+of as a 400 later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import models
+from django.template.defaultfilters import linebreaksbr
+from django.template.loader import select_template
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeData
+from django.utils.text import Truncator
+
+from .conf import flowdock_settings
+from .context import current_request
+from .options import Options, read_path
+from .validation import validate_message
+
+TITLE_LIMIT = 255
+LABEL_LIMIT = 100
+VALUE_LIMIT = 1000
+BODY_LIMIT = 8000  # the API caps content at 8096 characters
+
+
+@dataclass(frozen=True)
+class Change:
+    label: str
+    old: str
+    new: str
+    #: Long text (the body) is reported as changed without quoting both versions.
+    summary_only: bool = False
+
+
+@dataclass
+class ThreadState:
+    """The item's current state with values as shown (before escaping)."""
+
+    title: str
+    body: str
+    status: str | None
+    status_color: str
+    external_url: str | None
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    body_label: str = "Body"
+
+    def as_json(self) -> dict[str, Any]:
+        thread: dict[str, Any] = {"title": inline_html(self.title, TITLE_LIMIT)}
+        if self.body:
+            thread["body"] = block_html(self.body, BODY_LIMIT)
+        if self.external_url:
+            thread["external_url"] = self.external_url
+        if self.status is not None:
+            thread["status"] = {
+                "value": Truncator(self.status).chars(LABEL_LIMIT),
+                "color": self.status_color,
+            }
+        if self.fields:
+            thread["fields"] = [
+                {"label": inline_html(label, LABEL_LIMIT), "value": inline_html(value, VALUE_LIMIT)}
+                for label, value in self.fields
+            ]
+        if self.actions:
+            thread["actions"] = self.actions
+        return thread
+
+    def changes_since(self, old: ThreadState) -> list[Change]:
+        changes = []
+        if old.title != self.title:
+            changes.append(Change("Title", old.title, self.title))
+        if old.status != self.status:
+            changes.append(Change("Status", old.status or "", self.status or ""))
+        old_fields = dict(old.fields)
+        for label, value in self.fields:
+            if old_fields.get(label, value) != value:
+                changes.append(Change(label, old_fields[label], value))
+        if old.body != self.body:
+            changes.append(Change(self.body_label, old.body, self.body, summary_only=True))
+        return changes
+
+
+def text(value: Any) -> str:
+    """Shown form of a value: empty for None, ``str()`` for objects, safe strings kept."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def inline_html(value: str, limit: int) -> str:
+    """For titles and field values, where the API allows only ``<a>`` tags."""
+    if isinstance(value, SafeData):
+        return Truncator(value).chars(limit, html=True)
+    return conditional_escape(Truncator(value).chars(limit))
+
+
+def block_html(value: str, limit: int) -> str:
+    """For bodies: HTML is allowed, so plain text keeps its line breaks."""
+    if isinstance(value, SafeData):
+        return Truncator(value).chars(limit, html=True)
+    return linebreaksbr(Truncator(value).chars(limit), autoescape=True)
+
+
+def option_value(instance: Any, options: Options, name: str, default: Any = None) -> Any:
+    method = getattr(instance, f"get_flowdock_{name}", None)
+    if method is not None:
+        return method()
+    spec = options.get(name)
+    return default if spec is None else read_path(instance, spec)
+
+
+def absolute_url(url: str | None) -> str | None:
+    """Flowdock needs absolute URLs; relative ones are joined to SITE_URL or the request."""
+    if not url or "://" in url:
+        return url or None
+    if flowdock_settings.SITE_URL:
+        return flowdock_settings.SITE_URL.rstrip("/") + "/" + url.lstrip("/")
+    request = current_request.get()
+    return request.build_absolute_uri(url) if request is not None else None
+
+
+def thread_state(instance: Any) -> ThreadState:
+    options: Options = instance.flowdock_options()
+    status = _status(instance, options)
+    fields_method = getattr(instance, "get_flowdock_fields", None)
+    if fields_method is None:
+        fields = [(spec.label, text(read_path(instance, spec.path))) for spec in options.fields]
+    else:
+        fields = [(text(label), text(value)) for label, value in fields_method()]
+    body_spec = options.get("body")
+    return ThreadState(
+        title=text(option_value(instance, options, "title", default=str(instance))),
+        body=text(option_value(instance, options, "body")),
+        status=status[0],
+        status_color=status[1],
+        external_url=absolute_url(text(option_value(instance, options, "external_url")) or None),
+        fields=fields,
+        actions=instance.get_flowdock_actions(),
+        body_label=options.label_for(body_spec) if isinstance(body_spec, str) else "Body",
+    )
+
+
+def _status(instance: Any, options: Options) -> tuple[str | None, str]:
+    method = getattr(instance, "get_flowdock_status", None)
+    if method is not None:
+        value = method()
+        if isinstance(value, dict):
+            return text(value.get("value")), value.get("color", "grey")
+        raw = shown = value
+    else:
+        spec = options.get("status")
+        if spec is None:
+            return None, "grey"
+        # Colours are keyed by the stored value; choices are shown by their label.
+        raw = read_path(instance, spec, display=False)
+        shown = read_path(instance, spec)
+    colors = options.get("status_colors") or {}
+    return text(shown), colors.get(raw, colors.get(text(shown), "grey"))
+
+
+def author(instance: Any, options: Options) -> dict[str, str]:
+    """The request's user, else the model's ``author`` option, else DEFAULT_AUTHOR."""
+    request = current_request.get()
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return _author_from(user)
+    value = option_value(instance, options, "author")
+    if value:
+        return _author_from(value)
+    return dict(flowdock_settings.DEFAULT_AUTHOR)
+
+
+def _author_from(value: Any) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {k: str(v) for k, v in value.items() if v}
+    if isinstance(value, AbstractBaseUser):
+        name = getattr(value, "get_full_name", lambda: "")() or value.get_username()
+        result = {"name": name}
+        if getattr(value, "email", ""):
+            result["email"] = value.email
+        return result
+    return {"name": text(value)}
+
+
+def render(name: str, instance: models.Model, context: dict[str, Any]) -> str:
+    """Render ``django_flowdock/<name>``, preferring a per-model override at
+    ``django_flowdock/<app_label>/<model_name>/<name>``."""
+    opts = instance._meta
+    template = select_template(
+        [f"django_flowdock/{opts.app_label}/{opts.model_name}/{name}", f"django_flowdock/{name}"]
+    )
+    return template.render(context).strip()
+
+
+def activity_message(
+    instance: Any,
+    action: str,
+    *,
+    state: ThreadState | None = None,
+    changes: list[Change] | tuple[Change, ...] = (),
+) -> dict[str, Any]:
+    """An ``activity`` for ``action`` in created/updated/deleted."""
+    options: Options = instance.flowdock_options()
+    state = state or thread_state(instance)
+    context = {
+        "action": action,
+        "object": instance,
+        "verbose_name": options.get("verbose_name") or instance._meta.verbose_name,
+        "changes": changes,
+        "state": state,
+    }
+    message = {
+        "event": "activity",
+        "author": author(instance, options),
+        "title": render("activity_title.html", instance, context),
+        "external_thread_id": instance.get_flowdock_thread_id(),
+        "thread": state.as_json(),
+    }
+    body = render("activity_body.html", instance, context)
+    if body:
+        message["body"] = body
+    tags = option_value(instance, options, "tags")
+    if tags:
+        message["tags"] = [text(tag) for tag in tags]
+    return validate_message(message, options)
+
+
+def discussion_message(comment: Any, thread: Any) -> dict[str, Any]:
+    """A ``discussion`` carrying the comment and the thread's latest state."""
+    options: Options = comment.flowdock_options()
+    body = text(option_value(comment, options, "body", default=str(comment)))
+    context = {"comment": comment, "object": thread, "body": body}
+    message = {
+        "event": "discussion",
+        "author": author(comment, options),
+        "title": render("discussion_title.html", comment, context),
+        "body": block_html(body, BODY_LIMIT),
+        "external_thread_id": thread.get_flowdock_thread_id(),
+        "thread": thread_state(thread).as_json(),
+    }
+    return validate_message(message, options)

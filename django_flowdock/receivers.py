@@ -1,0 +1,88 @@
+"""Model signal handlers, connected per model in ``AppConfig.ready()``.
+
+Updates are described by comparing the thread state rendered from the values loaded
+(kept at ``post_init``) with the state after the save, so computed options such as a
+``get_flowdock_title()`` are compared as shown, and a save that changes nothing shown
+sends nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from django.apps import apps
+from django.db.models.signals import post_delete, post_init, post_save
+
+from .enqueue import queue
+from .mixins import FlowdockComment, FlowdockThread
+from .options import read_path
+from .payloads import activity_message, discussion_message, thread_state
+
+_SNAPSHOT = "_flowdock_loaded"
+
+
+def _concrete_values(instance: Any) -> dict[str, Any]:
+    values = instance.__dict__
+    return {
+        f.attname: values[f.attname] for f in instance._meta.concrete_fields if f.attname in values
+    }
+
+
+def remember_loaded_values(sender: type, instance: Any, **kwargs: Any) -> None:
+    instance.__dict__[_SNAPSHOT] = _concrete_values(instance)
+
+
+def _as_loaded(instance: Any, loaded: dict[str, Any], changed: set[str]) -> Any:
+    """A copy of ``instance`` with the loaded values of the ``changed`` attributes."""
+    old = copy.copy(instance)
+    old.__dict__.update({name: loaded[name] for name in changed})
+    old._state = copy.copy(instance._state)
+    stale = {f.name for f in instance._meta.concrete_fields if f.attname in changed}
+    old._state.fields_cache = {
+        k: v for k, v in instance._state.fields_cache.items() if k not in stale
+    }
+    return old
+
+
+def thread_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs: Any) -> None:
+    if raw:
+        return
+    loaded = instance.__dict__.get(_SNAPSHOT, {})
+    current = _concrete_values(instance)
+    instance.__dict__[_SNAPSHOT] = current
+    if created:
+        queue(instance, activity_message(instance, "created"), action="created")
+        return
+    changed = {name for name, value in current.items() if name in loaded and loaded[name] != value}
+    if not changed:
+        return
+    new = thread_state(instance)
+    changes = new.changes_since(thread_state(_as_loaded(instance, loaded, changed)))
+    if changes:
+        message = activity_message(instance, "updated", state=new, changes=changes)
+        queue(instance, message, action="updated")
+
+
+def thread_deleted(sender: type, instance: Any, **kwargs: Any) -> None:
+    queue(instance, activity_message(instance, "deleted"), action="deleted")
+
+
+def comment_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs: Any) -> None:
+    if raw or not created:
+        return
+    thread = read_path(instance, instance.flowdock_options().get("thread"))
+    if thread is None:
+        return
+    queue(instance, discussion_message(instance, thread), action="commented", thread=thread)
+
+
+def connect_receivers() -> None:
+    for model in apps.get_models():
+        uid = model._meta.label_lower
+        if issubclass(model, FlowdockThread):
+            post_init.connect(remember_loaded_values, model, dispatch_uid=f"flowdock-init-{uid}")
+            post_save.connect(thread_saved, model, dispatch_uid=f"flowdock-save-{uid}")
+            post_delete.connect(thread_deleted, model, dispatch_uid=f"flowdock-delete-{uid}")
+        if issubclass(model, FlowdockComment):
+            post_save.connect(comment_saved, model, dispatch_uid=f"flowdock-comment-{uid}")

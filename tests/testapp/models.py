@@ -1,0 +1,76 @@
+from django.conf import settings
+from django.db import models
+
+from django_flowdock.mixins import FlowdockComment, FlowdockThread
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=100)
+
+    def __str__(self):
+        return self.name
+
+
+class Ticket(FlowdockThread, models.Model):
+    """The exact model of the public contract in design.md, plus a project and assignee."""
+
+    subject = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    state = models.CharField(max_length=20, default="open")
+    priority = models.CharField(max_length=20, default="normal")
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    internal_note = models.CharField(max_length=100, blank=True)
+
+    class FlowdockMeta:
+        title = "subject"
+        body = "description"
+        status = "state"
+        status_colors = {"open": "green", "pending": "yellow", "solved": "grey"}
+        fields = ["priority", ("Assignee", "assignee"), ("Project", "project.name")]
+        external_url = "get_absolute_url"
+        scope = "project"
+
+    def __str__(self):
+        return self.subject
+
+    def get_absolute_url(self):
+        return f"/tickets/{self.pk}/"
+
+
+class Reply(FlowdockComment, models.Model):
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE)
+    text = models.TextField()
+
+    class FlowdockMeta:
+        thread = "ticket"
+        body = "text"
+
+
+class Incident(FlowdockThread, models.Model):
+    """Choices and computed options: get_flowdock_* methods instead of FlowdockMeta."""
+
+    class Severity(models.TextChoices):
+        LOW = "low", "Low"
+        HIGH = "high", "High — page someone"
+
+    name = models.CharField(max_length=100)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default="low")
+
+    class FlowdockMeta:
+        title = "name"
+        fields = ["severity"]
+        author = "reporter_name"
+
+    reporter_name = "Monitoring bot"
+
+    def get_flowdock_status(self):
+        return {"value": "firing", "color": "red"}
+
+
+class Plain(models.Model):
+    """A model without the mixin, for the benchmarks and negative tests."""
+
+    subject = models.CharField(max_length=200)
