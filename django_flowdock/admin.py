@@ -1,0 +1,248 @@
+"""Admin screens: OAuth applications, sources, the delivery log, Flowdock users."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import router
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from django.views.decorators.debug import sensitive_post_parameters
+
+from .client import FlowdockClient
+from .exceptions import FlowdockError
+from .models import FlowdockUser, Message, OAuthApplication, Source
+
+
+class SecretInput(forms.PasswordInput):
+    """Never renders the stored secret; an empty submission keeps it."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, render_value=False)
+
+
+class SecretFieldsForm(forms.ModelForm):
+    """A form whose ``secret_fields`` are write-only: required when adding, optional
+    (blank keeps the stored value) when changing."""
+
+    secret_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.secret_fields:
+            field = self.fields[name]
+            field.widget = SecretInput()
+            if self.instance.pk:
+                field.required = False
+                field.help_text = _("Stored encrypted. Leave empty to keep the current value.")
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.secret_fields:
+            if self.instance.pk and not cleaned.get(name):
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned
+
+
+class OAuthApplicationForm(SecretFieldsForm):
+    secret_fields = ("client_secret",)
+
+    class Meta:
+        model = OAuthApplication
+        fields = ["name", "client_id", "client_secret", "api_url", "offline_access"]
+
+
+class SourceForm(SecretFieldsForm):
+    secret_fields = ("flow_token",)
+
+    class Meta:
+        model = Source
+        fields = [
+            "name",
+            "flow_token",
+            "flow_name",
+            "active",
+            "scope_content_type",
+            "scope_object_id",
+            "settings",
+        ]
+
+
+class SecretAdminMixin:
+    """Keeps secrets out of error reports for the add/change forms."""
+
+    @method_decorator(sensitive_post_parameters("client_secret", "flow_token"))
+    def changeform_view(self, *args, **kwargs):
+        return super().changeform_view(*args, **kwargs)
+
+
+@admin.register(OAuthApplication)
+class OAuthApplicationAdmin(SecretAdminMixin, admin.ModelAdmin):
+    form = OAuthApplicationForm
+    list_display = ["name", "client_id", "api_url", "source_count", "created_at"]
+    search_fields = ["name", "client_id"]
+
+    @admin.display(description=_("sources"))
+    def source_count(self, obj: OAuthApplication) -> int:
+        return obj.sources.count()
+
+
+@admin.register(Source)
+class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
+    form = SourceForm
+    list_display = ["name", "flow_name", "active", "error", "scope_display", "last_delivery"]
+    list_filter = ["active", "application"]
+    search_fields = ["name", "flow_name"]
+    readonly_fields = [
+        "flowdock_id",
+        "flow_id",
+        "flow_path",
+        "application",
+        "created_at",
+        "deactivated_at",
+    ]
+    actions = ["send_test_message"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_last_delivery=Max("messages__sent_at"))
+
+    @admin.display(description=_("error"))
+    def error(self, obj: Source):
+        if not obj.error_message:
+            return "—"
+        return format_html('<span style="color:#ba2121">{}</span>', obj.error_message)
+
+    @admin.display(description=_("scope"))
+    def scope_display(self, obj: Source) -> str:
+        return str(obj.scope) if obj.scope_content_type_id else _("everything")
+
+    @admin.display(description=_("last delivery"), ordering="_last_delivery")
+    def last_delivery(self, obj: Source):
+        return obj._last_delivery or "—"
+
+    @admin.action(description=_("Send a test message"))
+    def send_test_message(self, request, queryset):
+        client = FlowdockClient()
+        for source in queryset:
+            try:
+                client.post_message(test_message(source))
+            except FlowdockError as exc:
+                self.message_user(
+                    request,
+                    _("%(source)s: Flowdock refused the test message: %(error)s")
+                    % {"source": source, "error": exc},
+                    messages.ERROR,
+                )
+            else:
+                self.message_user(request, _("%(source)s: test message sent.") % {"source": source})
+
+
+def test_message(source: Source) -> dict:
+    return {
+        "flow_token": source.flow_token,
+        "event": "activity",
+        "author": {"name": "django-flowdock"},
+        "title": "sent a test message",
+        "external_thread_id": f"django-flowdock:test:{source.pk}",
+        "thread": {
+            "title": f"Test message for source “{source.name}”",
+            "body": "If you can read this, the source is connected.",
+            "status": {"value": "connected", "color": "green"},
+        },
+    }
+
+
+class MessageStateFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return Message.State.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(state=self.value()) if self.value() else queryset
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    """The delivery log: written by the machine, so read-only but for retrying."""
+
+    list_display = [
+        "created_at",
+        "event",
+        "thread_key",
+        "source",
+        "state",
+        "attempts",
+        "status_code",
+        "sent_at",
+    ]
+    list_filter = [MessageStateFilter, "event", "source"]
+    search_fields = ["thread_key", "uuid", "last_error"]
+    list_select_related = ["source"]
+    date_hierarchy = "created_at"
+    fields = [
+        "uuid",
+        "source",
+        "thread_key",
+        "event",
+        "state",
+        "attempts",
+        "status_code",
+        "last_error",
+        "created_at",
+        "next_attempt_at",
+        "sent_at",
+        "payload_display",
+    ]
+    readonly_fields = fields
+    actions = ["retry"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("payload"))
+    def payload_display(self, obj: Message):
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, ensure_ascii=False))
+
+    def has_retry_permission(self, request) -> bool:
+        # Rows are read-only in the admin; retrying needs the model's change permission.
+        return request.user.has_perm("django_flowdock.change_message")
+
+    @admin.action(description=_("Retry selected messages"), permissions=["retry"])
+    def retry(self, request, queryset):
+        from .delivery import get_backend
+
+        retryable = queryset.filter(
+            state__in=[Message.State.FAILED, Message.State.PENDING], source__active=True
+        )
+        ids = list(retryable.values_list("pk", flat=True))
+        Message.objects.filter(pk__in=ids).update(
+            state=Message.State.PENDING,
+            attempts=0,
+            next_attempt_at=timezone.now(),
+            claimed_until=None,
+        )
+        get_backend().queued(
+            list(Message.objects.filter(pk__in=ids)), using=router.db_for_write(Message)
+        )
+        self.message_user(
+            request,
+            ngettext("%d message queued again.", "%d messages queued again.", len(ids)) % len(ids),
+        )
+
+
+@admin.register(FlowdockUser)
+class FlowdockUserAdmin(admin.ModelAdmin):
+    list_display = ["flowdock_user_id", "name", "user", "linked_at"]
+    search_fields = ["flowdock_user_id", "name", "user__username"]
+    raw_id_fields = ["user"]
