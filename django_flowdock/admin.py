@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import django
 from django import forms
 from django.contrib import admin, messages
 from django.db import router
@@ -52,6 +53,13 @@ class SecretFieldsForm(forms.ModelForm):
 
 class OAuthApplicationForm(SecretFieldsForm):
     secret_fields = ("client_secret",)
+    api_url = forms.URLField(
+        label=_("API URL"),
+        required=False,
+        help_text=_('Leave empty to use FLOWDOCK["API_URL"].'),
+        # Django 5 warns unless the scheme is chosen; 4.2 has no such argument.
+        **({"assume_scheme": "https"} if django.VERSION >= (5, 0) else {}),
+    )
 
     class Meta:
         model = OAuthApplication

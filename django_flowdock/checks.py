@@ -53,14 +53,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
 @checks.register(checks.Tags.models)
 def check_models(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    return [error for model in apps.get_models() for error in check_model(model)]
+
+
+def check_model(model: type) -> list[checks.CheckMessage]:
+    """The problems in one model's FlowdockMeta."""
     errors: list[checks.CheckMessage] = []
-    for model in apps.get_models():
-        if issubclass(model, FlowdockThread):
-            errors += _check_options(model, model.flowdock_options())
-            errors += _check_thread(model, model.flowdock_options())
-        if issubclass(model, FlowdockComment):
-            errors += _check_options(model, model.flowdock_options())
-            errors += _check_comment(model, model.flowdock_options())
+    if issubclass(model, FlowdockThread):
+        errors += _check_options(model, model.flowdock_options())
+        errors += _check_thread(model, model.flowdock_options())
+    if issubclass(model, FlowdockComment):
+        errors += _check_options(model, model.flowdock_options())
+        errors += _check_comment(model, model.flowdock_options())
     return errors
 
 

@@ -3,7 +3,7 @@
 Keys come from ``FLOWDOCK["ENCRYPTION_KEYS"]`` (Fernet keys, newest first) or are
 derived from ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``. New values are encrypted
 with the first key; every key can decrypt, so keys can be rotated by prepending a new
-one and running ``manage.py flowdock_rotate_keys``.
+one and running ``manage.py flowdock_rotate_keys``, which re-encrypts every row.
 """
 
 from __future__ import annotations
@@ -61,11 +61,6 @@ def decrypt(value: str) -> str:
             'SECRET_KEY in SECRET_KEY_FALLBACKS (or the old key in FLOWDOCK["ENCRYPTION_KEYS"]) '
             "until flowdock_rotate_keys has re-encrypted every row."
         ) from exc
-
-
-def rotate(value: str) -> str:
-    """Re-encrypt ``value`` with the newest key."""
-    return _PREFIX + _fernet(_keys()).rotate(value[len(_PREFIX) :].encode()).decode()
 
 
 class EncryptedTextField(models.TextField):

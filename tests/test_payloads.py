@@ -1,0 +1,113 @@
+"""Objects become thread and message JSON exactly as the API describes them."""
+
+import pytest
+from django.utils.safestring import mark_safe
+
+from django_flowdock.exceptions import FlowdockPayloadError
+from django_flowdock.payloads import activity_message, discussion_message, thread_state
+from tests.testapp.models import Incident, Project, Reply, Ticket
+
+
+def ticket(**kwargs):
+    defaults = {"pk": 42, "subject": "Polish the flux capacitor", "description": "Dusty."}
+    return Ticket(**{**defaults, **kwargs})
+
+
+def test_thread_carries_title_body_status_fields_and_absolute_url():
+    thread = thread_state(ticket(project=Project(name="BTTF"))).as_json()
+    assert thread == {
+        "title": "Polish the flux capacitor",
+        "body": "Dusty.",
+        "external_url": "https://helpdesk.example/tickets/42/",
+        "status": {"value": "open", "color": "green"},
+        "fields": [
+            {"label": "Priority", "value": "normal"},
+            {"label": "Assignee", "value": ""},
+            {"label": "Project", "value": "BTTF"},
+        ],
+    }
+
+
+def test_user_text_is_escaped_in_title_body_and_fields():
+    thread = thread_state(
+        ticket(
+            subject="<b>bold</b>",
+            description="<script>alert(1)</script>\nline two",
+            priority="<i>x</i>",
+        )
+    ).as_json()
+    assert thread["title"] == "&lt;b&gt;bold&lt;/b&gt;"
+    assert thread["body"] == "&lt;script&gt;alert(1)&lt;/script&gt;<br>line two"
+    assert thread["fields"][0]["value"] == "&lt;i&gt;x&lt;/i&gt;"
+
+
+def test_long_values_are_cut_to_limits():
+    thread = thread_state(ticket(subject="x" * 1000, description="y" * 20000)).as_json()
+    assert len(thread["title"]) == 255
+    assert len(thread["body"]) == 8000
+
+
+def test_choices_are_shown_by_display_value_and_methods_override_options():
+    thread = thread_state(Incident(pk=1, name="Disk full", severity="high")).as_json()
+    assert thread["fields"] == [{"label": "Severity", "value": "High — page someone"}]
+    assert thread["status"] == {"value": "firing", "color": "red"}
+
+
+def test_status_without_a_mapped_colour_is_grey():
+    assert thread_state(ticket(state="escalated")).as_json()["status"]["color"] == "grey"
+
+
+def test_activity_message_has_event_author_title_and_thread_id():
+    message = activity_message(ticket(), "created")
+    assert message["event"] == "activity"
+    assert message["title"] == "created ticket"
+    assert message["author"] == {"name": "Django"}
+    assert message["external_thread_id"] == "testapp.ticket:42"
+    assert "body" not in message
+
+
+def test_model_author_option_is_used_outside_requests():
+    assert activity_message(Incident(pk=1, name="x"), "created")["author"] == {
+        "name": "Monitoring bot"
+    }
+
+
+def test_discussion_carries_escaped_comment_and_thread_state():
+    parent = ticket()
+    message = discussion_message(Reply(ticket=parent, text="I <3 this\nreally"), parent)
+    assert message["event"] == "discussion"
+    assert message["title"] == "commented"
+    assert message["body"] == "I &lt;3 this<br>really"
+    assert message["thread"]["title"] == "Polish the flux capacitor"
+    assert message["external_thread_id"] == "testapp.ticket:42"
+
+
+def test_invalid_status_colour_names_model_option_and_fix(monkeypatch):
+    monkeypatch.setattr(
+        Incident, "get_flowdock_status", lambda self: {"value": "x", "color": "pink"}
+    )
+    with pytest.raises(FlowdockPayloadError) as excinfo:
+        activity_message(Incident(pk=1, name="x"), "created")
+    text = str(excinfo.value)
+    assert "testapp.Incident" in text
+    assert "thread.status.color" in text
+    assert "status / status_colors" in text
+
+
+def test_markup_other_than_links_in_a_safe_title_is_refused(monkeypatch):
+    monkeypatch.setattr(
+        Ticket, "get_flowdock_title", lambda self: mark_safe("<b>x</b>"), raising=False
+    )
+    with pytest.raises(FlowdockPayloadError, match="only <a> tags are allowed"):
+        activity_message(ticket(), "created")
+
+
+def test_safe_links_in_titles_are_kept(monkeypatch):
+    link = mark_safe('<a href="https://x.example">x</a>')
+    monkeypatch.setattr(Ticket, "get_flowdock_title", lambda self: link, raising=False)
+    assert activity_message(ticket(), "created")["thread"]["title"] == str(link)
+
+
+def test_relative_url_without_site_url_or_request_is_left_out(settings):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "SITE_URL": None}
+    assert "external_url" not in thread_state(ticket()).as_json()
