@@ -49,11 +49,18 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///:memory:")}
+# One test database per process, so concurrent runs (xdist workers, several checkouts)
+# never share or delete each other's; subprocesses inherit the suffix via the environment.
+_suffix = os.environ.setdefault(
+    "FLOWDOCK_TEST_DB_SUFFIX", f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
+)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file (not :memory:) so threads in live-server and worker tests share it.
+    # A file (not :memory:) so threads and worker subprocesses share it.
     DATABASES["default"]["TEST"] = {
-        "NAME": os.path.join(os.path.dirname(__file__), ".test.sqlite3")
+        "NAME": os.path.join(os.path.dirname(__file__), f".test_{_suffix}.sqlite3")
     }
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_flowdock_{_suffix}"}
 
 STATIC_URL = "/static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
