@@ -1,6 +1,5 @@
 import pytest
 
-import django_flowdock
 from django_flowdock.models import Source
 
 
@@ -19,8 +18,6 @@ def source(db, sandbox):
 
 
 @pytest.fixture
-def locmem(settings):
-    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "locmem"}
-    django_flowdock.outbox.clear()
-    yield django_flowdock.outbox
-    django_flowdock.outbox.clear()
+def locmem(flowdock_outbox):
+    """The shipped ``flowdock_outbox`` fixture, used as our users would."""
+    return flowdock_outbox

@@ -143,3 +143,19 @@ def test_fixture_loading_sends_nothing(locmem, hand_source):
     for obj in serializers.deserialize("json", data):
         obj.save()
     assert locmem == []
+
+
+def test_testcase_mixin_collects_messages_on_commit():
+    from django.test import TestCase
+
+    from django_flowdock.testing import FlowdockTestMixin
+
+    class UserTests(FlowdockTestMixin, TestCase):
+        def test_it(self):
+            Source.objects.create(name="Helpdesk", flow_token="t")
+            with self.captureOnCommitCallbacks(execute=True):
+                Ticket.objects.create(subject="Polish")
+            assert [m["title"] for m in self.flowdock_outbox] == ["created ticket"]
+
+    result = UserTests("test_it").run()
+    assert result.wasSuccessful(), result.errors + result.failures
