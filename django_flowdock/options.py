@@ -28,9 +28,14 @@ THREAD_OPTIONS = frozenset(
         "scope",
         "tags",
         "verbose_name",
+        "view_actions",
     }
 )
 COMMENT_OPTIONS = frozenset({"thread", "body", "author"})
+
+#: ``external_url`` defaults to this method, falling back to the admin change page
+#: for models that don't define it.
+DEFAULT_URL_METHOD = "get_absolute_url"
 
 #: Options whose value names an attribute (or a callable) to read from the object.
 ATTRIBUTE_OPTIONS = ("title", "body", "status", "external_url", "author", "scope", "tags", "thread")
@@ -87,6 +92,8 @@ class Options:
         specs = [(name, self.declared[name]) for name in ATTRIBUTE_OPTIONS if name in self.declared]
         specs += [("fields", spec.path) for spec in self.fields]
         for option, path in specs:
+            if option == "external_url" and path == DEFAULT_URL_METHOD:
+                continue
             if isinstance(path, str) and not has_path(self.model, path):
                 missing.append((option, path))
         return missing

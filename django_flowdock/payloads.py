@@ -15,13 +15,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import models
 from django.template.defaultfilters import linebreaksbr
 from django.template.loader import select_template
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeData
 from django.utils.text import Truncator
 
 from .conf import flowdock_settings
-from .context import current_request
-from .options import Options, read_path
+from .context import current_request, current_user
+from .options import DEFAULT_URL_METHOD, Options, read_path
 from .validation import validate_message
 
 TITLE_LIMIT = 255
@@ -140,11 +141,27 @@ def thread_state(instance: Any) -> ThreadState:
         body=text(option_value(instance, options, "body")),
         status=status[0],
         status_color=status[1],
-        external_url=absolute_url(text(option_value(instance, options, "external_url")) or None),
+        external_url=absolute_url(_external_url(instance, options)),
         fields=fields,
         actions=instance.get_flowdock_actions(),
         body_label=options.label_for(body_spec) if isinstance(body_spec, str) else "Body",
     )
+
+
+def _external_url(instance: Any, options: Options) -> str | None:
+    spec = options.get("external_url", DEFAULT_URL_METHOD)
+    if spec == DEFAULT_URL_METHOD and not hasattr(instance, DEFAULT_URL_METHOD):
+        return admin_url(instance)
+    return text(option_value(instance, options, "external_url")) or None
+
+
+def admin_url(instance: Any) -> str | None:
+    """The object's admin change page, for models without ``get_absolute_url``."""
+    opts = instance._meta
+    try:
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[instance.pk])
+    except NoReverseMatch:
+        return None
 
 
 def _status(instance: Any, options: Options) -> tuple[str | None, str]:
@@ -166,10 +183,10 @@ def _status(instance: Any, options: Options) -> tuple[str | None, str]:
 
 
 def author(instance: Any, options: Options) -> dict[str, str]:
-    """The request's user, else the model's ``author`` option, else DEFAULT_AUTHOR."""
-    request = current_request.get()
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
+    """The acting or signed-in user (``context.current_user()``), else the model's
+    ``author`` option, else DEFAULT_AUTHOR."""
+    user = current_user()
+    if user is not None:
         return _author_from(user)
     value = option_value(instance, options, "author")
     if value:

@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_flowdock",
     "tests.testapp",
+    "tests.contractapp",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,6 @@
+from django.contrib import admin
+
+from .models import Reply, Ticket
+
+admin.site.register(Ticket)
+admin.site.register(Reply)
