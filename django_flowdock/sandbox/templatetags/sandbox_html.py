@@ -1,0 +1,31 @@
+"""Showing posted HTML the way Flowdock does, minus anything that could run."""
+
+from django import template
+from django.utils.safestring import SafeString, mark_safe
+
+from ..sanitize import LINK_TAGS, sanitize_html
+
+register = template.Library()
+
+
+@register.filter
+def body_html(value: str) -> SafeString:
+    """Bodies may hold any harmless markup."""
+    return mark_safe(sanitize_html(value))  # noqa: S308 - sanitized just above
+
+
+@register.filter
+def link_html(value: str) -> SafeString:
+    """Titles and field values may hold links only."""
+    return mark_safe(sanitize_html(value, LINK_TAGS))  # noqa: S308 - sanitized just above
+
+
+@register.filter
+def initial(name: str) -> str:
+    return (name or "?").strip()[:1].upper()
+
+
+@register.filter
+def get_item(mapping: dict, key: str) -> object:
+    """For keys templates cannot spell, such as schema.org's ``@type``."""
+    return mapping.get(key) if isinstance(mapping, dict) else None

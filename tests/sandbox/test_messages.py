@@ -1,0 +1,293 @@
+"""POST /messages: threads from the seed guide's payload, validation, auth, dedupe."""
+
+import json
+
+import pytest
+import requests
+
+
+def post(sandbox, payload, **kwargs):
+    return requests.post(f"{sandbox.url}/messages", json=payload, timeout=10, **kwargs)
+
+
+def inbox_html(sandbox):
+    response = requests.get(sandbox.credentials["flow"]["web_url"], timeout=10)
+    response.raise_for_status()
+    return response.text
+
+
+def test_seed_guide_curl_payload_creates_a_thread(sandbox, seed_body):
+    response = requests.post(
+        f"{sandbox.url}/messages",
+        data=seed_body,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+
+    assert response.status_code == 202
+    assert response.json() == {}
+    [thread] = sandbox.threads()
+    assert thread["title"] == "Polish the flux capacitor"
+    assert thread["external_thread_id"] == "1234567"
+    assert thread["status"] == {"value": "open", "color": "green"}
+    assert thread["fields"] == [{"label": "Dustiness", "value": "5 - severe"}]
+    assert thread["external_url"] == "https://example.com/projects/bttf/tickets/1234567"
+    assert thread["message_count"] == 1
+    [message] = sandbox.messages()
+    assert message["event"] == "activity"
+    assert message["author"]["name"] == "Marty"
+    assert message["title"] == "updated ticket"
+    assert message["thread_id"] == thread["id"]
+    html = inbox_html(sandbox)
+    assert "Polish the flux capacitor" in html
+    assert 'data-status-color="green"' in html
+    assert "5 - severe" in html
+
+
+def test_reposting_with_closed_grey_status_updates_the_thread_in_place(sandbox, seed_body):
+    closed_body = seed_body.replace('"color": "green"', '"color": "grey"').replace(
+        '"value": "open"', '"value": "closed"'
+    )
+    for body in (seed_body, closed_body):
+        response = requests.post(
+            f"{sandbox.url}/messages",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert response.status_code == 202
+
+    [thread] = sandbox.threads()
+    assert thread["status"] == {"value": "closed", "color": "grey"}
+    assert thread["message_count"] == 2
+    first, second = sandbox.messages()
+    assert first["thread"]["status"]["color"] == "green"
+    assert second["thread"]["status"]["color"] == "grey"
+    html = inbox_html(sandbox)
+    assert 'data-status-color="grey"' in html
+    assert 'data-status-color="green"' not in html
+    assert html.count('class="message activity"') == 2
+
+
+def test_form_data_with_rails_style_keys_creates_a_thread(sandbox):
+    response = requests.post(
+        f"{sandbox.url}/messages",
+        data={
+            "flow_token": sandbox.flow_token,
+            "event": "activity",
+            "author[name]": "Doc",
+            "title": "created ticket",
+            "external_thread_id": "form-1",
+            "thread[title]": "Buy plutonium",
+            "thread[status][value]": "blocked",
+            "thread[status][color]": "red",
+            "thread[fields][0][label]": "Priority",
+            "thread[fields][0][value]": "high",
+            "tags": "bttf,#urgent",
+        },
+        timeout=10,
+    )
+
+    assert response.status_code == 202, response.text
+    [thread] = sandbox.threads()
+    assert thread["status"] == {"value": "blocked", "color": "red"}
+    assert thread["fields"] == [{"label": "Priority", "value": "high"}]
+    assert sandbox.messages()[0]["tags"] == ["bttf", "#urgent"]
+
+
+def test_flow_token_is_accepted_in_the_query_string(sandbox, message):
+    token = message.pop("flow_token")
+
+    response = post(sandbox, message, params={"flow_token": token})
+
+    assert response.status_code == 202
+
+
+def test_wait_for_message_header_answers_200_with_the_created_message(sandbox, message):
+    response = post(sandbox, message, headers={"X-flowdock-wait-for-message": "true"})
+
+    assert response.status_code == 200
+    created = response.json()
+    assert isinstance(created["id"], int)
+    assert created["event"] == "activity"
+    assert created["thread"]["title"] == "Polish the flux capacitor"
+    assert created["thread_id"] == sandbox.threads()[0]["id"]
+
+
+def test_discussion_joins_the_existing_thread_without_restating_it(sandbox, message):
+    post(sandbox, message)
+    discussion = {
+        "flow_token": sandbox.flow_token,
+        "event": "discussion",
+        "author": {"name": "Doc"},
+        "title": "commented",
+        "body": "<p>Great Scott!</p>",
+        "external_thread_id": "1234567",
+    }
+
+    assert post(sandbox, discussion).status_code == 202
+
+    [thread] = sandbox.threads()
+    assert thread["message_count"] == 2
+    assert thread["external_comments"] == 1
+    assert sandbox.messages(event="discussion")[0]["body"] == "<p>Great Scott!</p>"
+
+
+def test_thread_id_posts_into_an_existing_thread(sandbox, message):
+    post(sandbox, message)
+    thread_id = sandbox.threads()[0]["id"]
+    reply = {**message, "event": "discussion", "title": "commented", "thread_id": thread_id}
+    del reply["external_thread_id"], reply["thread"]
+
+    assert post(sandbox, reply).status_code == 202
+    assert sandbox.threads()[0]["message_count"] == 2
+
+
+def _without(payload, *path):
+    *parents, last = path
+    node = payload
+    for key in parents:
+        node = node[key]
+    del node[last]
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "error"),
+    [
+        (lambda m: _without(m, "event"), "event", "can't be blank"),
+        (lambda m: m.update(event="message"), "event", "is not included in the list"),
+        (lambda m: _without(m, "author", "name"), "author.name", "can't be blank"),
+        (lambda m: _without(m, "author"), "author", "can't be blank"),
+        (lambda m: _without(m, "title"), "title", "can't be blank"),
+        (lambda m: _without(m, "external_thread_id"), "external_thread_id", "can't be blank"),
+        (lambda m: _without(m, "thread"), "thread", "can't be blank"),
+        (lambda m: _without(m, "thread", "title"), "thread.title", "can't be blank"),
+        (
+            lambda m: m["thread"]["status"].update(color="pink"),
+            "thread.status.color",
+            "is not included in the list",
+        ),
+        (
+            lambda m: m["thread"].update(fields=[{"name": "Dustiness"}]),
+            "thread.fields.0.label",
+            "can't be blank",
+        ),
+        (
+            lambda m: m.update(title="updated <b>ticket</b>"),
+            "title",
+            "may only contain <a> tags, found <b>",
+        ),
+        (
+            lambda m: m["thread"]["fields"][0].update(value="<script>x</script>"),
+            "thread.fields.0.value",
+            "may only contain <a> tags, found <script>",
+        ),
+        (
+            lambda m: m["thread"].update(actions=[{"@type": "UpdateAction", "name": "Go"}]),
+            "thread.actions.0.target",
+            "can't be blank",
+        ),
+    ],
+)
+def test_invalid_message_answers_400_naming_the_field(sandbox, message, change, field, error):
+    change(message)
+
+    response = post(sandbox, message)
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["message"] == "Validation error"
+    assert body["errors"][field] == [error]
+    assert sandbox.messages() == []
+
+
+def test_links_are_allowed_in_titles_and_field_values(sandbox, message):
+    message["title"] = 'updated <a href="https://example.com/t/1">ticket</a>'
+    message["thread"]["fields"][0]["value"] = '<a href="mailto:doc@example.com">Doc</a>'
+
+    assert post(sandbox, message).status_code == 202
+
+
+def test_unknown_flow_token_answers_401(sandbox, message):
+    message["flow_token"] = "0" * 32
+
+    response = post(sandbox, message)
+
+    assert response.status_code == 401
+    assert "message" in response.json()
+
+
+def test_missing_flow_token_answers_401(sandbox, message):
+    del message["flow_token"]
+
+    assert post(sandbox, message).status_code == 401
+
+
+def test_revoked_source_token_answers_410_and_stores_nothing(sandbox, message):
+    sandbox.revoke_source(sandbox.credentials["source"]["id"])
+
+    response = post(sandbox, message)
+
+    assert response.status_code == 410
+    assert "message" in response.json()
+    assert sandbox.messages() == []
+
+
+def test_repeated_uuid_is_accepted_but_stored_once(sandbox, message):
+    message["uuid"] = "delivery-42"
+    first = post(sandbox, message)
+    message["thread"]["status"] = {"value": "closed", "color": "grey"}
+    repeat = post(sandbox, message)
+
+    assert (first.status_code, repeat.status_code) == (202, 202)
+    [stored] = sandbox.messages()
+    assert stored["uuid"] == "delivery-42"
+    assert sandbox.threads()[0]["status"]["color"] == "green"
+
+
+def test_repeated_uuid_with_wait_header_returns_the_first_message(sandbox, message):
+    message["uuid"] = "delivery-43"
+    headers = {"X-flowdock-wait-for-message": "1"}
+    first = post(sandbox, message, headers=headers).json()
+    repeat = post(sandbox, message, headers=headers).json()
+
+    assert repeat["id"] == first["id"]
+
+
+def test_same_external_thread_id_in_two_sources_makes_two_threads(sandbox, message):
+    other = sandbox.create_source("Other project")
+    post(sandbox, message)
+    post(sandbox, {**message, "flow_token": other["flow_token"]})
+
+    assert len(sandbox.threads()) == 2
+
+
+def test_inbox_renders_body_html_without_scripts(sandbox, message):
+    message["thread"]["body"] = (
+        '<p>Needs <strong>polish</strong></p><script>alert("x")</script>'
+        '<a href="javascript:alert(1)">bad link</a><img src="x" onerror="alert(1)">'
+    )
+    post(sandbox, message)
+
+    html = inbox_html(sandbox)
+
+    body = html.split('class="section body thread-body">', 1)[1].split("</div>", 1)[0]
+    assert body.startswith("<p>Needs <strong>polish</strong></p>")
+    assert "<script" not in html
+    assert 'alert("x")' not in html
+    assert "javascript:" not in body
+    assert "onerror" not in body
+    assert '<img src="x">' in body
+
+
+def test_json_that_is_not_an_object_is_a_400(sandbox):
+    response = requests.post(
+        f"{sandbox.url}/messages",
+        data=json.dumps(["not", "an", "object"]),
+        headers={"Content-Type": "application/json"},
+        params={"flow_token": sandbox.flow_token},
+        timeout=10,
+    )
+
+    assert response.status_code == 400
