@@ -1,6 +1,8 @@
 """POST /messages: threads from the seed guide's payload, validation, auth, dedupe."""
 
 import json
+import shutil
+import subprocess
 
 import pytest
 import requests
@@ -291,3 +293,36 @@ def test_json_that_is_not_an_object_is_a_400(sandbox):
     )
 
     assert response.status_code == 400
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="the curl binary is not installed")
+def test_the_seed_guides_exact_curl_command_creates_then_updates_the_thread(sandbox, seed_body):
+    # The guide's command as written, with the sandbox's token and URL substituted.
+    def curl(body):
+        return subprocess.run(
+            [
+                "curl",
+                "-i",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                body,
+                f"{sandbox.url}/messages",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+
+    assert curl(seed_body).startswith("HTTP/1.1 202")
+    closed = seed_body.replace('"color": "green"', '"color": "grey"').replace(
+        '"value": "open"', '"value": "closed"'
+    )
+    assert curl(closed).startswith("HTTP/1.1 202")
+    [thread] = sandbox.threads()
+    assert thread["status"] == {"value": "closed", "color": "grey"}
+    assert thread["message_count"] == 2
+    assert 'data-status-color="grey"' in inbox_html(sandbox)
