@@ -1,0 +1,140 @@
+"""``scripts/demo --check``: use the running demo as a newcomer would, through its pages,
+and prove the ticket's thread reached the sandbox inbox.
+
+Exits non-zero with the reason when a step fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+TIMEOUT = 10
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def post_form(session: requests.Session, url: str, data: dict[str, str]) -> requests.Response:
+    """GET the page for its CSRF cookie, then POST the form as a browser would."""
+    session.get(url, timeout=TIMEOUT).raise_for_status()
+    data = {"csrfmiddlewaretoken": session.cookies["csrftoken"], **data}
+    response = session.post(url, data=data, headers={"Referer": url}, timeout=TIMEOUT)
+    response.raise_for_status()
+    return response
+
+
+def wait_for(what: str, find: Callable[[], Any], seconds: float = 15.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = find()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise CheckFailed(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+def check(site: str, sandbox: str, username: str, password: str) -> None:
+    session = requests.Session()
+    response = post_form(
+        session, f"{site}/accounts/login/", {"username": username, "password": password}
+    )
+    if "/accounts/login/" in response.url:
+        raise CheckFailed(f"could not log in to {site} as {username!r}")
+    print(f"demo check: logged in to {site} as {username}")
+
+    subject = f"Printer on fire ({uuid.uuid4().hex[:6]})"
+    response = post_form(
+        session,
+        f"{site}/tickets/new/",
+        {
+            "subject": subject,
+            "description": "Smoke is coming out of the <b>second-floor</b> printer.",
+            "status": "open",
+            "priority": "high",
+            "assignee": "",
+        },
+    )
+    match = re.search(r"/tickets/(\d+)/$", response.url)
+    if match is None:
+        raise CheckFailed(f"creating a ticket did not lead to its page (ended at {response.url})")
+    thread_id = f"helpdesk.ticket:{match[1]}"
+    print(f"demo check: created ticket {subject!r} at {response.url}")
+
+    def thread() -> dict[str, Any] | None:
+        threads = requests.get(f"{sandbox}/_sandbox/threads", timeout=TIMEOUT).json()
+        return next((t for t in threads if t["external_thread_id"] == thread_id), None)
+
+    found = wait_for(f"thread {thread_id} in the sandbox", thread)
+    expected = {
+        "title": subject,
+        "status": {"value": "Open", "color": "green"},
+        "external_url": response.url,
+    }
+    wrong = {key: found[key] for key, value in expected.items() if found[key] != value}
+    if wrong:
+        raise CheckFailed(f"thread {thread_id} arrived with {wrong}, expected {expected}")
+    if "&lt;b&gt;second-floor&lt;/b&gt;" not in found["body"]:
+        raise CheckFailed(f"the description arrived unescaped: {found['body']!r}")
+    print(
+        f"demo check: thread {thread_id} is in the sandbox inbox: {found['title']!r} (Open, green)"
+    )
+
+    post_form(
+        session,
+        f"{site}/tickets/{match[1]}/edit/",
+        {
+            "subject": subject,
+            "description": "Smoke is coming out of the <b>second-floor</b> printer.",
+            "status": "pending",
+            "priority": "urgent",
+            "assignee": "",
+        },
+    )
+    pending = {"value": "Pending", "color": "yellow"}
+    wait_for(
+        f"thread {thread_id} to show the edit", lambda: (thread() or {}).get("status") == pending
+    )
+    print(f"demo check: edited the ticket; the thread now shows {pending}")
+
+    post_form(session, f"{site}/tickets/{match[1]}/reply/", {"text": "On it, bringing water."})
+
+    def discussion() -> list[dict[str, Any]]:
+        return requests.get(
+            f"{sandbox}/_sandbox/messages",
+            params={"external_thread_id": thread_id, "event": "discussion"},
+            timeout=TIMEOUT,
+        ).json()
+
+    reply = wait_for("the reply as a discussion in the thread", discussion)[0]
+    if reply["author"].get("name") != username:
+        raise CheckFailed(f"the reply's author arrived as {reply['author']}, expected {username}")
+    print(f"demo check: reply arrived as a discussion by {reply['author']['name']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--site", required=True, help="The example project's URL.")
+    parser.add_argument("--sandbox", required=True, help="The sandbox's URL.")
+    parser.add_argument("--username", default="admin")
+    parser.add_argument("--password", default="admin")
+    args = parser.parse_args()
+    try:
+        check(args.site.rstrip("/"), args.sandbox.rstrip("/"), args.username, args.password)
+    except (CheckFailed, requests.RequestException) as error:
+        print(f"demo check FAILED: {error}", file=sys.stderr)
+        return 1
+    print("demo check: OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
