@@ -7,8 +7,13 @@ import json
 import django
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import router
 from django.db.models import Max
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
@@ -16,8 +21,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 
+from . import oauth, sources, views
 from .client import FlowdockClient
 from .exceptions import FlowdockError
+from .forms import ConnectForm
 from .models import FlowdockUser, Message, OAuthApplication, Source
 
 
@@ -95,10 +102,103 @@ class OAuthApplicationAdmin(SecretAdminMixin, admin.ModelAdmin):
     form = OAuthApplicationForm
     list_display = ["name", "client_id", "api_url", "source_count", "created_at"]
     search_fields = ["name", "client_id"]
+    change_form_template = "django_flowdock/admin/oauthapplication_change_form.html"
 
     @admin.display(description=_("sources"))
     def source_count(self, obj: OAuthApplication) -> int:
         return obj.sources.count()
+
+    def get_urls(self):
+        connect_urls = [
+            path(
+                "<int:object_id>/connect/",
+                self.admin_site.admin_view(self.connect_view),
+                name="django_flowdock_oauthapplication_connect",
+            ),
+            path(
+                "<int:object_id>/connect/flow/",
+                self.admin_site.admin_view(self.connect_flow_view),
+                name="django_flowdock_oauthapplication_connect_flow",
+            ),
+        ]
+        return connect_urls + super().get_urls()
+
+    def render_change_form(self, request, context, add=False, change=False, **kwargs):
+        obj = kwargs.get("obj")
+        if obj is not None and obj.pk:
+            context["flowdock_uris"] = application_uris(request, obj)
+            context["can_connect"] = request.user.has_perm("django_flowdock.add_source")
+        return super().render_change_form(request, context, add=add, change=change, **kwargs)
+
+    def _connectable(self, request, object_id: int) -> OAuthApplication:
+        if not request.user.has_perm("django_flowdock.add_source"):
+            raise PermissionDenied
+        return get_object_or_404(OAuthApplication, pk=object_id)
+
+    def connect_view(self, request, object_id: int):
+        """Start OAuth; the shared callback continues at :meth:`connect_flow_view`."""
+        application = self._connectable(request, object_id)
+        next_url = reverse(
+            f"{self.admin_site.name}:django_flowdock_oauthapplication_connect_flow",
+            args=[application.pk],
+        )
+        return HttpResponseRedirect(
+            oauth.start(request, application, purpose="admin", next_url=next_url)
+        )
+
+    def connect_flow_view(self, request, object_id: int):
+        """Pick one of the user's flows, name the source, create it."""
+        application = self._connectable(request, object_id)
+        change_url = reverse(
+            f"{self.admin_site.name}:django_flowdock_oauthapplication_change",
+            args=[application.pk],
+        )
+        try:
+            token, flows = views.connection(request, "admin")
+        except FlowdockError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        form = ConnectForm(request.POST or None, flows=flows)
+        if request.method == "POST" and form.is_valid():
+            try:
+                source = views.connect(request, form, token, form.chosen_flow())
+            except FlowdockError as exc:
+                self.message_user(
+                    request,
+                    _("Flowdock did not create the source: %(error)s") % {"error": exc},
+                    messages.ERROR,
+                )
+            else:
+                self.message_user(
+                    request,
+                    _("Connected “%(source)s” to the flow %(flow)s.")
+                    % {"source": source.name, "flow": source.flow_name},
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse(
+                        f"{self.admin_site.name}:django_flowdock_source_change", args=[source.pk]
+                    )
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Connect a flow"),
+            "opts": self.opts,
+            "original": application,
+            "form": form,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "django_flowdock/admin/connect_flow.html", context)
+
+
+def application_uris(request, application: OAuthApplication) -> list[tuple[str, str]]:
+    """The URIs to paste into Flowdock's developer application form."""
+    setup = reverse("django_flowdock:setup-application", args=[application.pk])
+    return [
+        (_("Callback URI"), oauth.callback_url(request)),
+        (_("Setup URI"), oauth.absolute_url(request, setup)),
+        (_("Configuration URI"), oauth.absolute_url(request, reverse("django_flowdock:configure"))),
+    ]
 
 
 @admin.register(Source)
@@ -115,10 +215,89 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
         "created_at",
         "deactivated_at",
     ]
-    actions = ["send_test_message"]
+    actions = [
+        "send_test_message",
+        "set_error_message",
+        "clear_error_message",
+        "remove_from_flowdock",
+    ]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_last_delivery=Max("messages__sent_at"))
+
+    def _update_error_messages(self, request, queryset, message: str) -> int:
+        done = 0
+        for source in queryset:
+            try:
+                sources.set_error_message(source, message)
+            except FlowdockError as exc:
+                self.message_user(
+                    request,
+                    _("%(source)s: Flowdock refused the change: %(error)s")
+                    % {"source": source, "error": exc},
+                    messages.ERROR,
+                )
+            else:
+                done += 1
+        return done
+
+    @admin.action(description=_("Set an error message in Flowdock"), permissions=["change"])
+    def set_error_message(self, request, queryset):
+        """Asks for the text first (an intermediate page), then ``PUT /sources``."""
+        form = ErrorMessageForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            done = self._update_error_messages(request, queryset, form.cleaned_data["message"])
+            self.message_user(
+                request,
+                ngettext(
+                    "Error message shown in %d flow.", "Error message shown in %d flows.", done
+                )
+                % done,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Set an error message in Flowdock"),
+            "opts": self.opts,
+            "form": form,
+            "queryset": queryset,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "django_flowdock/admin/error_message_form.html", context)
+
+    @admin.action(description=_("Clear the error message in Flowdock"), permissions=["change"])
+    def clear_error_message(self, request, queryset):
+        done = self._update_error_messages(request, queryset, "")
+        self.message_user(
+            request,
+            ngettext(
+                "Error message cleared for %d source.",
+                "Error messages cleared for %d sources.",
+                done,
+            )
+            % done,
+        )
+
+    @admin.action(
+        description=_("Remove from Flowdock (keep the history here)"), permissions=["change"]
+    )
+    def remove_from_flowdock(self, request, queryset):
+        reason = _("Removed from Flowdock by %(user)s.") % {"user": request.user}
+        for source in queryset.filter(active=True):
+            try:
+                sources.remove_source(source, reason)
+            except FlowdockError as exc:
+                self.message_user(
+                    request,
+                    _("%(source)s was not removed: %(error)s") % {"source": source, "error": exc},
+                    messages.ERROR,
+                )
+            else:
+                self.message_user(
+                    request,
+                    _("%(source)s was removed from Flowdock and is now inactive.")
+                    % {"source": source},
+                )
 
     @admin.display(description=_("error"))
     def error(self, obj: Source):
@@ -149,6 +328,14 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
                 )
             else:
                 self.message_user(request, _("%(source)s: test message sent.") % {"source": source})
+
+
+class ErrorMessageForm(forms.Form):
+    message = forms.CharField(
+        label=_("Error message"),
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=_("Shown prominently in the flow until cleared."),
+    )
 
 
 def test_message(source: Source) -> dict:

@@ -65,6 +65,7 @@ def check_model(model: type) -> list[checks.CheckMessage]:
     if issubclass(model, FlowdockComment):
         errors += _check_options(model, model.flowdock_options())
         errors += _check_comment(model, model.flowdock_options())
+    errors += _check_actions(model)
     return errors
 
 
@@ -160,3 +161,193 @@ def _check_comment(model: type, options: Options) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+def _check_actions(model: type) -> list[checks.CheckMessage]:
+    """E020-E023, E026, E027: the model's @flowdock_action methods and view_actions."""
+    import inspect
+
+    from .actions import declared_actions
+
+    label = getattr(getattr(model, "_meta", None), "label", model.__name__)
+    actions = declared_actions(model)
+    if actions and not issubclass(model, FlowdockThread):
+        return [
+            _error(
+                f"{label} declares @flowdock_action methods but is not a FlowdockThread model.",
+                f"Add FlowdockThread to {label}'s bases, or remove the decorators.",
+                26,
+                model,
+            )
+        ]
+    errors = []
+    names: dict[str, str] = {}
+    for key, action in actions.items():
+        if action.condition is not None and not callable(action.condition):
+            errors.append(
+                _error(
+                    f"{label}.{key}: the condition of action {action.name!r} is not callable.",
+                    "Pass a function of (obj, user) returning a bool, e.g. "
+                    "condition=lambda obj, user: obj.assignee_id is None.",
+                    20,
+                    model,
+                )
+            )
+        if action.name in names:
+            errors.append(
+                _error(
+                    f"{label}.{names[action.name]} and {label}.{key} are both actions named "
+                    f"{action.name!r}.",
+                    "Give each action its own name; Flowdock shows them as buttons side by side.",
+                    21,
+                    model,
+                )
+            )
+        names.setdefault(action.name, key)
+        try:
+            inspect.signature(getattr(model, key)).bind(None, None)
+        except TypeError:
+            errors.append(
+                _error(
+                    f"{label}.{key}() cannot be called with the acting user.",
+                    f"Define it as def {key}(self, user) or def {key}(self, user, agent=None).",
+                    27,
+                    model,
+                )
+            )
+    if issubclass(model, FlowdockThread):
+        errors += _check_view_actions(model, model.flowdock_options())
+    return errors
+
+
+def _check_view_actions(model: type, options: Options) -> list[checks.CheckMessage]:
+    declared = options.get("view_actions")
+    if declared is None:
+        return []
+    entries = declared if isinstance(declared, (list, tuple)) else [declared]
+    errors = []
+    for entry in entries:
+        if not (
+            isinstance(entry, (list, tuple))
+            and len(entry) in (2, 3)
+            and isinstance(entry[0], str)
+            and (isinstance(entry[1], str) or callable(entry[1]))
+        ):
+            errors.append(
+                _error(
+                    f"{options.label}.FlowdockMeta.view_actions: {entry!r} is not a "
+                    "(name, url) or (name, url, description) entry.",
+                    'For example view_actions = [("Open in Helpdesk", "get_absolute_url")].',
+                    22,
+                    model,
+                )
+            )
+        elif isinstance(entry[1], str) and not has_path(model, entry[1]):
+            errors.append(
+                _error(
+                    f"{options.label}.FlowdockMeta.view_actions: {entry[0]!r} names "
+                    f"{entry[1]!r}, which {options.label} has no field or attribute for.",
+                    "Name a field, property or method returning the URL, or pass a callable.",
+                    23,
+                    model,
+                )
+            )
+    return errors
+
+
+@checks.register(checks.Tags.urls)
+def check_action_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E024, E025: UpdateActions need an absolute SITE_URL and the action route."""
+    from django.urls import NoReverseMatch, reverse
+
+    from .actions import declared_actions
+
+    models_with_actions = [
+        model._meta.label
+        for model in apps.get_models()
+        if issubclass(model, FlowdockThread) and declared_actions(model)
+    ]
+    if not models_with_actions:
+        return []
+    errors = []
+    names = ", ".join(models_with_actions)
+    site_url = flowdock_settings.SITE_URL
+    parts = urlsplit(site_url) if isinstance(site_url, str) else None
+    if not parts or parts.scheme not in ("http", "https") or not parts.netloc:
+        errors.append(
+            _error(
+                f'FLOWDOCK["SITE_URL"] = {site_url!r} is not an absolute http(s) URL, but '
+                f"{names} declare(s) UpdateActions whose targets Flowdock must reach.",
+                'Set FLOWDOCK["SITE_URL"] to the public address of the site, e.g. '
+                '"https://helpdesk.example".',
+                24,
+            )
+        )
+    try:
+        reverse("django_flowdock:action", kwargs={"signed": "x"})
+    except NoReverseMatch:
+        errors.append(
+            _error(
+                f"{names} declare(s) UpdateActions, but the URLconf has no "
+                "django_flowdock:action route.",
+                'Add path("flowdock/", include("django_flowdock.urls")) to your urlpatterns.',
+                25,
+            )
+        )
+    return errors
+
+
+@checks.register(checks.Tags.urls)
+def check_connect_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E010-E012: connecting flows through OAuth (the Setup URI, the admin's "Connect a
+    flow") needs the session, a usable SITE_URL and the ``integration`` scope."""
+    from django.conf import settings
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        reverse("django_flowdock:oauth-callback")
+    except NoReverseMatch:
+        return []  # flows are connected by hand only: nothing to check
+    errors = []
+    middleware = getattr(settings, "MIDDLEWARE", None) or []
+    if not apps.is_installed("django.contrib.sessions") or not any(
+        name.endswith(".SessionMiddleware") for name in middleware
+    ):
+        errors.append(
+            _error(
+                "Connecting flows keeps the OAuth state in the session, but sessions are "
+                "not enabled.",
+                'Add "django.contrib.sessions" to INSTALLED_APPS and '
+                '"django.contrib.sessions.middleware.SessionMiddleware" to MIDDLEWARE.',
+                10,
+            )
+        )
+    site_url = flowdock_settings.SITE_URL
+    if site_url is not None:
+        parts = urlsplit(site_url) if isinstance(site_url, str) else None
+        if (
+            not parts
+            or parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            errors.append(
+                _error(
+                    f'FLOWDOCK["SITE_URL"] = {site_url!r} is not an absolute http(s) URL, so '
+                    "the Callback, Setup and Configuration URIs built from it are broken.",
+                    'Set it to the public address of the site, e.g. "https://helpdesk.example", '
+                    "or to None to build them from each request.",
+                    11,
+                )
+            )
+    if "integration" not in (flowdock_settings.OAUTH_SCOPES or []):
+        errors.append(
+            _error(
+                f'FLOWDOCK["OAUTH_SCOPES"] = {flowdock_settings.OAUTH_SCOPES!r} lacks '
+                '"integration", which Flowdock requires to create sources.',
+                'Use the default ["flow", "integration", "profile"], or add "integration".',
+                12,
+            )
+        )
+    return errors

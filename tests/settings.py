@@ -19,6 +19,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Lets live_server serve the admin's CSS, for browser tests' screenshots.
+    "django.contrib.staticfiles",
     "rest_framework",
     "django_flowdock",
     "tests.testapp",

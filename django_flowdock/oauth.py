@@ -1,0 +1,255 @@
+"""The OAuth 2.0 authorization code flow against Flowdock, with requests-oauthlib.
+
+One connection attempt lives in the user's session between the redirect to
+``/oauth/authorize`` and the shared callback: the ``state`` sent, the application,
+and where to continue. Tokens are stored encrypted in :class:`OAuthToken`, refreshed
+when they expire, and kept out of log lines (requests-oauthlib logs tokens and request
+bodies at DEBUG; a filter drops those records).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+from oauthlib.oauth2 import OAuth2Error
+from requests_oauthlib import OAuth2Session
+
+from .conf import flowdock_settings
+from .exceptions import FlowdockOAuthError
+from .models import OAuthApplication, OAuthToken
+
+logger = logging.getLogger("django_flowdock.oauth")
+
+SESSION_KEY = "django_flowdock_oauth"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: Refresh this long before the token's stated expiry, so a request never races it.
+EXPIRY_MARGIN = timedelta(seconds=60)
+
+
+class _DropSecretsFilter(logging.Filter):
+    """requests-oauthlib's DEBUG records carry tokens, codes and client secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+logging.getLogger("requests_oauthlib.oauth2_session").addFilter(_DropSecretsFilter())
+
+_transport_lock = threading.Lock()
+
+
+@contextmanager
+def _transport(url: str) -> Iterator[None]:
+    """oauthlib refuses plain HTTP; allow it only for a loopback API (the sandbox)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or parts.hostname not in LOOPBACK_HOSTS:
+        yield
+        return
+    with _transport_lock:
+        previous = os.environ.get("OAUTHLIB_INSECURE_TRANSPORT")
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        try:
+            yield
+        finally:
+            if previous is None:
+                del os.environ["OAUTHLIB_INSECURE_TRANSPORT"]
+            else:
+                os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = previous
+
+
+def absolute_url(request: HttpRequest | None, path: str) -> str:
+    """``path`` on this site: under ``FLOWDOCK["SITE_URL"]`` when set, else the request's."""
+    site_url = flowdock_settings.SITE_URL
+    if site_url:
+        return site_url.rstrip("/") + path
+    if request is None:
+        raise FlowdockOAuthError(
+            'Set FLOWDOCK["SITE_URL"] (e.g. "https://app.example") so that absolute URLs '
+            "can be built outside a request."
+        )
+    return request.build_absolute_uri(path)
+
+
+def callback_url(request: HttpRequest | None) -> str:
+    """The Callback URI to register in Flowdock's developer application form."""
+    return absolute_url(request, reverse("django_flowdock:oauth-callback"))
+
+
+def scopes_for(application: OAuthApplication) -> list[str]:
+    scopes = list(flowdock_settings.OAUTH_SCOPES)
+    if application.offline_access and "offline_access" not in scopes:
+        scopes.append("offline_access")
+    return scopes
+
+
+def _session(application: OAuthApplication, **kwargs: Any) -> OAuth2Session:
+    return OAuth2Session(application.client_id, **kwargs)
+
+
+def start(
+    request: HttpRequest,
+    application: OAuthApplication,
+    *,
+    purpose: str,
+    next_url: str,
+    data: dict[str, Any] | None = None,
+) -> str:
+    """Remember a new connection attempt in the session; return the authorize URL.
+
+    ``purpose`` and ``data`` tell the callback how to continue; ``next_url`` is where
+    it sends the user once the grant is stored.
+    """
+    redirect_uri = callback_url(request)
+    oauth = _session(application, redirect_uri=redirect_uri, scope=scopes_for(application))
+    with _transport(application.get_api_url()):
+        url, state = oauth.authorization_url(f"{application.get_api_url()}/oauth/authorize")
+    request.session[SESSION_KEY] = {
+        "state": state,
+        "application": application.pk,
+        "redirect_uri": redirect_uri,
+        "purpose": purpose,
+        "next": next_url,
+        "data": data or {},
+    }
+    return url
+
+
+def pending(request: HttpRequest) -> dict[str, Any]:
+    """Take the connection attempt out of the session (a callback is used only once)."""
+    attempt = request.session.pop(SESSION_KEY, None)
+    if not attempt:
+        raise FlowdockOAuthError(
+            "No connection to Flowdock was started in this browser session, or it was "
+            "already completed. Start connecting the flow again."
+        )
+    return attempt
+
+
+def exchange_code(request: HttpRequest, attempt: dict[str, Any]) -> OAuthToken:
+    """Check the callback's ``state`` and answer, and trade the code for a token.
+
+    The token is returned unsaved: the caller saves it once the rest of the step
+    worked, so a failure leaves nothing behind.
+    """
+    if not constant_time_compare(request.GET.get("state", ""), attempt["state"]):
+        raise FlowdockOAuthError(
+            "The answer from Flowdock does not belong to the connection started here "
+            "(state mismatch). Start connecting the flow again."
+        )
+    error = request.GET.get("error")
+    if error == "access_denied":
+        raise FlowdockOAuthError(
+            "Access was denied in Flowdock, so no flow was connected. To connect it, "
+            "start again and choose Allow."
+        )
+    if error:
+        raise FlowdockOAuthError(f"Flowdock refused the authorization: {error}.")
+    code = request.GET.get("code")
+    if not code:
+        raise FlowdockOAuthError("Flowdock's answer carries no authorization code.")
+    application = OAuthApplication.objects.filter(pk=attempt["application"]).first()
+    if application is None:
+        raise FlowdockOAuthError("The OAuth application was deleted while connecting.")
+    oauth = _session(application, redirect_uri=attempt["redirect_uri"], state=attempt["state"])
+    token = _token_request(
+        application,
+        lambda: oauth.fetch_token(
+            f"{application.get_api_url()}/oauth/token",
+            code=code,
+            client_secret=application.client_secret,
+            include_client_id=True,
+            timeout=tuple(flowdock_settings.TIMEOUT),
+        ),
+        invalid_grant="Flowdock did not accept the authorization code: it expired or was "
+        "already used. Start connecting the flow again.",
+    )
+    return OAuthToken(
+        application=application,
+        user=request.user if request.user.is_authenticated else None,
+        **_token_fields(token),
+    )
+
+
+def _token_request(
+    application: OAuthApplication, call: Any, *, invalid_grant: str
+) -> dict[str, Any]:
+    """Run a token endpoint call; turn its failures into one clear ``FlowdockOAuthError``."""
+    try:
+        with _transport(application.get_api_url()):
+            return dict(call())
+    except OAuth2Error as exc:
+        if exc.error == "invalid_grant":
+            raise FlowdockOAuthError(invalid_grant, status_code=exc.status_code) from exc
+        raise FlowdockOAuthError(
+            f"Flowdock refused the token request ({exc.error}). Check the application's "
+            "client ID and secret.",
+            status_code=exc.status_code,
+        ) from exc
+    except Warning as changed:
+        # oauthlib raises when Flowdock grants other scopes than asked; keep the grant.
+        return dict(changed.token)  # type: ignore[attr-defined]
+    except requests.RequestException as exc:
+        raise FlowdockOAuthError(
+            f"Could not reach Flowdock at {application.get_api_url()}: {type(exc).__name__}."
+        ) from exc
+
+
+def _token_fields(token: dict[str, Any]) -> dict[str, Any]:
+    expires_in = token.get("expires_in")
+    scope = token.get("scope") or ""
+    return {
+        "access_token": token["access_token"],
+        "refresh_token": token.get("refresh_token") or "",
+        "scope": " ".join(scope) if isinstance(scope, list) else scope,
+        "expires_at": timezone.now() + timedelta(seconds=float(expires_in)) if expires_in else None,
+    }
+
+
+def access_token(token: OAuthToken) -> str:
+    """A usable access token for ``token``: refreshed (and saved) when it expired."""
+    if token.expires_at is None or token.expires_at - EXPIRY_MARGIN > timezone.now():
+        return token.access_token
+    return refresh(token).access_token
+
+
+def refresh(token: OAuthToken) -> OAuthToken:
+    """Trade the refresh token for a new access token and store both."""
+    if not token.refresh_token:
+        raise FlowdockOAuthError(
+            "The Flowdock authorization expired and holds no refresh token. Connect the "
+            "flow again, or tick “keep refresh tokens” on the OAuth application."
+        )
+    application = token.application
+    oauth = _session(application)
+    data = _token_request(
+        application,
+        lambda: oauth.refresh_token(
+            f"{application.get_api_url()}/oauth/token",
+            refresh_token=token.refresh_token,
+            client_id=application.client_id,
+            client_secret=application.client_secret,
+            timeout=tuple(flowdock_settings.TIMEOUT),
+        ),
+        invalid_grant="Flowdock no longer accepts this grant (revoked or expired). Connect "
+        "the flow again.",
+    )
+    fields = _token_fields(data)
+    if not fields["refresh_token"]:
+        fields["refresh_token"] = token.refresh_token
+    for name, value in fields.items():
+        setattr(token, name, value)
+    token.save(update_fields=list(fields))
+    logger.info("Refreshed the Flowdock OAuth token %s.", token.pk)
+    return token
