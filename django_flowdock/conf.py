@@ -33,12 +33,17 @@ DEFAULTS: dict[str, Any] = {
     "CLAIM_TIMEOUT": 60.0,
     # Messages claimed per batch by the drain loop.
     "BATCH_SIZE": 50,
+    # Messages one Celery / Django Tasks run delivers before handing over to a new task.
+    "TASK_DRAIN_LIMIT": 1000,
     # Sent messages older than this many days are deleted by ``flowdock_prune``.
     "PRUNE_AFTER_DAYS": 30,
     # OAuth scopes requested when connecting a flow.
     "OAUTH_SCOPES": ["flow", "integration", "profile"],
     # Seconds an identity claim link (from an UpdateAction 401) stays valid.
     "CLAIM_MAX_AGE": 600,
+    # Cache alias that remembers used FLOWDOCK-TOKENs so a replayed action is refused;
+    # it must be shared by all processes serving the site (Redis, Memcached, database).
+    "ACTION_CACHE": "default",
 }
 
 

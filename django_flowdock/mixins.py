@@ -28,7 +28,8 @@ class FlowdockThread(_FlowdockOptionsMixin):
     """Objects of this model are team-inbox threads.
 
     ``FlowdockMeta`` options: ``title``, ``body``, ``status``, ``status_colors``,
-    ``fields``, ``external_url``, ``author``, ``scope``, ``tags``, ``verbose_name``.
+    ``fields``, ``external_url``, ``author``, ``scope``, ``tags``, ``verbose_name``,
+    ``view_actions``.
     """
 
     _flowdock_allowed = THREAD_OPTIONS
@@ -38,8 +39,19 @@ class FlowdockThread(_FlowdockOptionsMixin):
         return f"{self._meta.label_lower}:{self.pk}"  # type: ignore[attr-defined]
 
     def get_flowdock_actions(self) -> list[dict[str, Any]]:
-        """schema.org actions (ViewAction, UpdateAction) offered on the thread."""
-        return []
+        """schema.org actions (ViewAction, UpdateAction) offered on the thread: the
+        ``view_actions`` links and the ``@flowdock_action`` methods (see actions.py)."""
+        from .actions import actions_for
+
+        return actions_for(self)
+
+    def has_flowdock_action_permission(self, user: Any, action: Any) -> bool:
+        """Whether ``user`` may run ``action`` (a FlowdockAction) on this object from
+        Flowdock. Default: the model's change permission."""
+        from django.contrib.auth import get_permission_codename
+
+        opts = self._meta  # type: ignore[attr-defined]
+        return user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
 
 
 class FlowdockComment(_FlowdockOptionsMixin):

@@ -10,8 +10,13 @@ in ``self.captureOnCommitCallbacks(execute=True)``; pytest users can use the
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import json
+import time
+import uuid
+from typing import Any, NamedTuple
 
+import jwt
 from django.conf import settings
 from django.test import override_settings
 
@@ -39,3 +44,62 @@ class FlowdockTestMixin:
     @property
     def flowdock_outbox(self) -> list[dict[str, Any]]:
         return django_flowdock.outbox
+
+
+class ActionRequest(NamedTuple):
+    """What Flowdock sends when a chat user presses an UpdateAction."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def signed_action_headers(
+    body: bytes, *, client_secret: str, flowdock_user_id: str | int, lifetime: int = 30
+) -> dict[str, str]:
+    """Headers with a ``FLOWDOCK-TOKEN`` for ``body``, signed like Flowdock signs it."""
+    claims = {
+        "sub": str(flowdock_user_id),
+        "exp": int(time.time()) + lifetime,
+        "signature": hashlib.sha256(body).hexdigest(),
+        # Unique, so two requests built in the same second are not taken for a replay.
+        "jti": uuid.uuid4().hex,
+    }
+    token = jwt.encode(claims, client_secret, algorithm="HS256")
+    return {"Content-Type": "application/json", "FLOWDOCK-TOKEN": token}
+
+
+def action_request(
+    instance: Any,
+    action: str,
+    *,
+    client_secret: str,
+    flowdock_user_id: str | int,
+    body: bytes | None = None,
+    agent_name: str = "Flowdock User",
+) -> ActionRequest:
+    """A correctly signed request for ``action`` (its button name or method name) on
+    ``instance``, whether or not its condition currently holds. Post it with Django's
+    test client::
+
+        url, body, headers = action_request(ticket, "Assign to me",
+                                            client_secret=app.client_secret,
+                                            flowdock_user_id="42")
+        response = client.post(url, body, content_type="application/json", headers=headers)
+    """
+    from .actions import action_url, get_action
+    from .exceptions import FlowdockConfigurationError
+
+    found = get_action(type(instance), action)
+    if found is None:
+        raise ValueError(f"{instance._meta.label} declares no action {action!r}.")
+    url = action_url(instance, found.key)
+    if url is None:
+        raise FlowdockConfigurationError('Set FLOWDOCK["SITE_URL"] to build action URLs.')
+    if body is None:
+        agent = {"@type": "Person", "name": agent_name, "image": ""}
+        body = json.dumps({**found.as_json(url), "agent": agent}).encode()
+    headers = signed_action_headers(
+        body, client_secret=client_secret, flowdock_user_id=flowdock_user_id
+    )
+    return ActionRequest(url, body, headers)

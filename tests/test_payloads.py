@@ -15,6 +15,11 @@ def ticket(**kwargs):
 
 def test_thread_carries_title_body_status_fields_and_absolute_url():
     thread = thread_state(ticket(project=Project(name="BTTF"))).as_json()
+    # The Ticket's UpdateActions are covered in test_actions.py.
+    assert [action["name"] for action in thread.pop("actions")] == [
+        "Assign to me",
+        "Mark as solved",
+    ]
     assert thread == {
         "title": "Polish the flux capacitor",
         "body": "Dusty.",

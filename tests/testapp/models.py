@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 
+from django_flowdock.actions import flowdock_action
 from django_flowdock.mixins import FlowdockComment, FlowdockThread
 
 
@@ -38,6 +39,21 @@ class Ticket(FlowdockThread, models.Model):
 
     def get_absolute_url(self):
         return f"/tickets/{self.pk}/"
+
+    @flowdock_action(
+        "Assign to me",
+        # Not offered once assigned to the user whose change produced the thread state.
+        condition=lambda ticket, user: (
+            ticket.assignee_id is None or ticket.assignee_id != getattr(user, "pk", None)
+        ),
+        description="Make me the assignee",
+    )
+    def assign_to_me(self, user):
+        self.assignee = user
+
+    @flowdock_action("Mark as solved", condition=lambda ticket, user: ticket.state != "solved")
+    def mark_as_solved(self, user):
+        self.state = "solved"
 
 
 class Reply(FlowdockComment, models.Model):

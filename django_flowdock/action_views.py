@@ -1,0 +1,90 @@
+"""The endpoint Flowdock posts to when a chat user presses an UpdateAction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.db import router, transaction
+from rest_framework import status
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
+from rest_framework.exceptions import ValidationError as APIValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .actions import FlowdockAction, declared_actions, unsign_target
+from .authentication import FlowdockTokenAuthentication, agent_from
+from .mixins import FlowdockThread
+from .signals import action_performed
+
+try:
+    from django.contrib.auth.decorators import login_not_required
+except ImportError:  # Django < 5.1 has no LoginRequiredMiddleware to opt out of
+
+    def login_not_required(view):  # type: ignore[no-redef]
+        return view
+
+
+class ActionUnavailable(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This action is not available on the object any more."
+    default_code = "action_unavailable"
+
+
+class ActionView(APIView):
+    """Runs the action named by the signed URL as the Flowdock user's linked Django user.
+
+    401: missing, invalid, expired or replayed token, or an unknown Flowdock user (with
+    the sign-in link); 404: altered URL, undefined action, deleted object; 403: no
+    permission; 409: the action's condition no longer holds; 400: the method raised a
+    ``ValidationError``. Nothing is changed in any of these cases.
+    """
+
+    authentication_classes = [FlowdockTokenAuthentication]
+    permission_classes = [IsAuthenticated]
+    renderer_classes = [JSONRenderer]
+    throttle_classes: list[Any] = []
+
+    def post(self, request: Request, signed: str) -> Response:
+        model, pk, action = self.resolve(signed)
+        agent = agent_from(request._request.body)
+        user = request.user
+        with transaction.atomic(using=router.db_for_write(model)):
+            # Locked, so two people pressing "Assign to me" at once are served in turn
+            # and the second sees the condition as it is after the first.
+            instance = model._default_manager.select_for_update().filter(pk=pk).first()
+            if instance is None:
+                raise NotFound("The object of this action no longer exists.")
+            if not instance.has_flowdock_action_permission(user, action):
+                raise PermissionDenied(f"You may not run “{action.name}” on this object.")
+            if not action.is_available(instance, user):
+                raise ActionUnavailable()
+            try:
+                action.run(instance, user, agent)
+            except ValidationError as exc:
+                raise APIValidationError({"detail": exc.messages}) from None
+        action_performed.send(
+            sender=model,
+            instance=instance,
+            action=action,
+            user=user,
+            flowdock_user_id=request.auth.flowdock_user_id,
+        )
+        return Response({"detail": f"{action.name}: done."})
+
+    def resolve(self, signed: str) -> tuple[type[Any], str, FlowdockAction]:
+        try:
+            model, pk, key = unsign_target(signed)
+        except (signing.BadSignature, LookupError, ValueError):
+            raise NotFound("Unknown action.") from None
+        action = declared_actions(model).get(key) if issubclass(model, FlowdockThread) else None
+        if action is None:
+            raise NotFound(f"{model._meta.label} has no action {key!r}.")
+        return model, pk, action
+
+
+action_view = login_not_required(ActionView.as_view())

@@ -1,0 +1,62 @@
+"""The page an unknown Flowdock user reaches from an action's sign-in link."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.core.cache import caches
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+
+from .conf import flowdock_settings
+from .identity import Claim, read_claim
+from .models import FlowdockUser
+
+TEMPLATE = "django_flowdock/identity_claim.html"
+
+
+@never_cache
+@login_required
+def claim(request: HttpRequest) -> HttpResponse:
+    """GET shows who is about to be linked; POST (CSRF-protected) links the Flowdock
+    user of the claim to the signed-in user. A claim links once."""
+    value = request.GET.get("claim", "")
+    try:
+        claimed = read_claim(value)
+    except signing.SignatureExpired:
+        return _invalid(request, _("This sign-in link has expired."))
+    except signing.BadSignature:
+        return _invalid(request, _("This sign-in link is not valid."))
+    context = {"claim": claimed, "state": "confirm"}
+    if request.method == "POST":
+        if _already_linked(claimed, request):
+            context["state"] = "linked"
+        elif not _first_use(value):
+            return _invalid(request, _("This sign-in link has already been used."))
+        else:
+            FlowdockUser.objects.update_or_create(
+                flowdock_user_id=claimed.flowdock_user_id,
+                defaults={"user": request.user, "name": claimed.name},
+            )
+            context["state"] = "linked"
+    return render(request, TEMPLATE, context)
+
+
+def _already_linked(claimed: Claim, request: HttpRequest) -> bool:
+    return FlowdockUser.objects.filter(
+        flowdock_user_id=claimed.flowdock_user_id, user=request.user
+    ).exists()
+
+
+def _first_use(value: str) -> bool:
+    key = "django_flowdock:claim:" + hashlib.sha256(value.encode()).hexdigest()
+    timeout = flowdock_settings.CLAIM_MAX_AGE + 1
+    return caches[flowdock_settings.ACTION_CACHE].add(key, 1, timeout=timeout)
+
+
+def _invalid(request: HttpRequest, reason: str) -> HttpResponse:
+    return render(request, TEMPLATE, {"state": "invalid", "reason": reason}, status=400)
