@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from django_flowdock.actions import flowdock_action
 from django_flowdock.mixins import FlowdockComment, FlowdockThread
 
 
@@ -49,6 +50,21 @@ class Ticket(FlowdockThread, models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("helpdesk:ticket-detail", args=[self.pk])
+
+    # Buttons on the thread in Flowdock. The first press from an unknown Flowdock user
+    # leads to a sign-in link; after that the action runs as the linked local user,
+    # who needs the change_ticket permission.
+    @flowdock_action(
+        "Assign to me",
+        condition=lambda ticket, user: ticket.assignee_id != getattr(user, "pk", None),
+        description="Make me the assignee",
+    )
+    def assign_to_me(self, user) -> None:
+        self.assignee = user
+
+    @flowdock_action("Mark as solved", condition=lambda ticket, user: ticket.status != "solved")
+    def mark_as_solved(self, user) -> None:
+        self.status = self.Status.SOLVED
 
 
 class Reply(FlowdockComment, models.Model):
