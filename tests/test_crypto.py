@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 def raw_column(model, field, pk):
     table = model._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {field} FROM {table} WHERE id = %s", [pk])  # noqa: S608
+        cursor.execute(f"SELECT {field} FROM {table} WHERE id = %s", [pk])
         return cursor.fetchone()[0]
 
 
