@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import html
 import re
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+
+from tests.screenshots import screenshot_path
 
 HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
 
@@ -38,7 +39,6 @@ def start(client, url: str) -> str:
     return response["Location"]
 
 
-IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--headless",
@@ -51,8 +51,7 @@ CHROMIUM_ARGS = [
 
 def screenshot(page, name: str) -> None:
     """Save a screenshot for docs/connecting-flows.md."""
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMAGES / f"connect-{name}.png"), full_page=True)
+    page.screenshot(path=str(screenshot_path(f"connect-{name}.png")), full_page=True)
 
 
 def admin_login(page, base_url: str, username: str, password: str) -> None:

@@ -8,10 +8,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from django_flowdock.models import FlowdockUser, OAuthApplication, Source
+from tests.screenshots import screenshot_path
 from tests.testapp.models import Ticket
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "images" / "actions-thread.png"
 
 pytestmark = [
     pytest.mark.browser,
@@ -112,8 +112,7 @@ def test_assign_to_me_signs_in_links_and_then_assigns(site, sandbox, page):
     expect(assign).to_have_count(0)
     expect(thread.locator('button[data-action-name="Mark as solved"]')).to_be_visible()
     assert Ticket.objects.get(pk=ticket.pk).assignee == site
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    thread.screenshot(path=str(SCREENSHOT))
+    thread.screenshot(path=str(screenshot_path("actions-thread.png")))
 
 
 def site_url():

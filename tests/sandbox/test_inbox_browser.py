@@ -11,8 +11,9 @@ import jwt
 import pytest
 import requests
 
+from tests.screenshots import screenshot_path
+
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "sandbox-inbox.png"
 
 pytestmark = [
     pytest.mark.browser,
@@ -111,8 +112,7 @@ def test_update_action_sends_a_verifiable_flowdock_token(
     assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(48, 164, 108)"
     assert thread.locator('tr.field[data-label="Dustiness"] td').inner_text() == "5 - severe"
     assert thread.locator("a.view-action").get_attribute("href") == "https://example.com/diff/1"
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(screenshot_path("sandbox-inbox.png")), full_page=True)
 
     thread.locator("button.update-action", has_text="Assign to me").click()
     page.wait_for_load_state()
