@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import pytest
+from django.db import connections
 
 from django_flowdock.models import Source
 
@@ -21,3 +24,36 @@ def source(db, sandbox):
 def locmem(flowdock_outbox):
     """The shipped ``flowdock_outbox`` fixture, used as our users would."""
     return flowdock_outbox
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    """A page in Debian's headless chromium, driven by Playwright's sync API."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (scripts/test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the test
+    # makes between browser steps are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
+        # ORM calls made while Playwright's loop runs get connections of their own
+        # context; close them while it still runs, or PostgreSQL cannot drop the test
+        # database.
+        connections.close_all()

@@ -39,16 +39,6 @@ def start(client, url: str) -> str:
     return response["Location"]
 
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
 def screenshot(page, name: str) -> None:
     """Save a screenshot for docs/connecting-flows.md."""
     page.screenshot(path=str(screenshot_path(f"connect-{name}.png")), full_page=True)

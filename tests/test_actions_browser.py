@@ -2,8 +2,6 @@
 link; after signing in and linking, pressing it again assigns the ticket, and the thread
 shows the new activity by that user and the new state."""
 
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import Permission, User
 
@@ -11,39 +9,10 @@ from django_flowdock.models import FlowdockUser, OAuthApplication, Source
 from tests.screenshots import screenshot_path
 from tests.testapp.models import Ticket
 
-CHROMIUM = Path("/usr/bin/chromium")
-
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
 ]
-
-
-@pytest.fixture
-def page(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test
-    # makes between browser steps are still plain synchronous ones.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--headless",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        context = browser.new_context()
-        context.set_default_timeout(15_000)
-        yield context.new_page()
-        browser.close()
 
 
 @pytest.fixture
@@ -72,7 +41,8 @@ def site(live_server, sandbox, settings):
     return user
 
 
-def test_assign_to_me_signs_in_links_and_then_assigns(site, sandbox, page):
+def test_assign_to_me_signs_in_links_and_then_assigns(site, sandbox, browser_page):
+    page = browser_page
     from playwright.sync_api import expect
 
     ticket = Ticket.objects.create(subject="Polish the flux capacitor")

@@ -4,33 +4,12 @@ flow, and the sandbox's "configure" link opens our configuration page."""
 from __future__ import annotations
 
 import pytest
-from django.db import connections
 
 from django_flowdock.models import OAuthApplication, Source
-from tests.flowdock_connect import CHROMIUM_ARGS, admin_login, screenshot
+from tests.flowdock_connect import admin_login, screenshot
 from tests.testapp.models import Ticket
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls made by
-    # the test itself are still plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        page = browser.new_page(viewport={"width": 1100, "height": 800})
-        page.set_default_timeout(15_000)
-        yield page
-        browser.close()
-        # The ORM calls made while Playwright's loop ran used connections of their own
-        # context; close them, or PostgreSQL cannot drop the test database.
-        connections.close_all()
 
 
 def test_admin_connects_a_flow_and_configures_it_from_flowdock(

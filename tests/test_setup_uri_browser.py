@@ -5,11 +5,10 @@ shows, so the sandbox also checks the callback URI matches)."""
 from __future__ import annotations
 
 import pytest
-from django.db import connections
 
 from django_flowdock.models import OAuthApplication, Source
 from django_flowdock.sandbox.testing import SandboxServer
-from tests.flowdock_connect import CHROMIUM_ARGS, admin_login, screenshot
+from tests.flowdock_connect import admin_login, screenshot
 from tests.testapp.models import Ticket
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -25,24 +24,6 @@ def app_sandbox(live_server):
         configuration_uri=f"{base}/configure/",
     ) as server:
         yield server
-
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        page = browser.new_page(viewport={"width": 1000, "height": 700})
-        page.set_default_timeout(15_000)
-        yield page
-        browser.close()
-        # The ORM calls made while Playwright's loop ran used connections of their own
-        # context; close them, or PostgreSQL cannot drop the test database.
-        connections.close_all()
 
 
 def test_setup_uri_from_flowdock_connects_the_flow(

@@ -5,7 +5,6 @@ import hmac
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import jwt
 import pytest
@@ -13,11 +12,8 @@ import requests
 
 from tests.screenshots import screenshot_path
 
-CHROMIUM = Path("/usr/bin/chromium")
-
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
 ]
 
 
@@ -47,28 +43,8 @@ def action_endpoint():
     thread.join()
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--headless",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield chromium
-        chromium.close()
-
-
 def test_update_action_sends_a_verifiable_flowdock_token(
-    sandbox, message, action_endpoint, browser
+    sandbox, message, action_endpoint, browser_page
 ):
     endpoint, received = action_endpoint
     assign = {
@@ -103,7 +79,7 @@ def test_update_action_sends_a_verifiable_flowdock_token(
         response = requests.post(f"{sandbox.url}/messages", json=payload, timeout=10)
         assert response.status_code == 202, response.text
 
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page = browser_page
     page.goto(sandbox.credentials["flow"]["web_url"])
     thread = page.locator("article.thread", has_text="Polish the flux capacitor")
     badge = thread.locator(".status")
@@ -139,7 +115,7 @@ def test_update_action_sends_a_verifiable_flowdock_token(
     assert result.get_attribute("data-status-code") == "200"
 
 
-def test_sign_in_challenge_is_shown_as_a_link(sandbox, message, browser):
+def test_sign_in_challenge_is_shown_as_a_link(sandbox, message, browser_page):
     received = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -170,7 +146,7 @@ def test_sign_in_challenge_is_shown_as_a_link(sandbox, message, browser):
             }
         ]
         requests.post(f"{sandbox.url}/messages", json=message, timeout=10).raise_for_status()
-        page = browser.new_page()
+        page = browser_page
         page.goto(sandbox.credentials["flow"]["web_url"])
         page.locator("button.update-action", has_text="Close").click()
         page.wait_for_load_state()
