@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -191,13 +191,17 @@ class MessageQuerySet(models.QuerySet):
     def deliverable(self, now=None) -> MessageQuerySet:
         """Due messages that are first in line for their thread and source: an earlier
         pending message (waiting for a retry, or in flight) holds back later ones."""
-        earlier = Message.objects.filter(
-            state=Message.State.PENDING,
-            source=OuterRef("source"),
-            thread_key=OuterRef("thread_key"),
-            pk__lt=OuterRef("pk"),
+        # The oldest pending message of each thread and source, found with one grouped
+        # scan: a per-row "no earlier pending message" test made claims quadratic in
+        # a large backlog (seconds per claim at 100,000 pending messages).
+        first_in_line = (
+            Message.objects.pending()
+            .order_by()
+            .values("source", "thread_key")
+            .annotate(first=Min("pk"))
+            .values("first")
         )
-        return self.due(now).exclude(Exists(earlier)).order_by("pk")
+        return self.due(now).filter(pk__in=first_in_line).order_by("pk")
 
 
 class Message(models.Model):

@@ -58,10 +58,12 @@ def thread_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs
     if not changed:
         return
     new = thread_state(instance)
-    changes = new.changes_since(thread_state(_as_loaded(instance, loaded, changed)))
+    old = thread_state(_as_loaded(instance, loaded, changed))
+    changes = new.changes_since(old)
     if changes:
         message = activity_message(instance, "updated", state=new, changes=changes)
-        queue(instance, message, action="updated")
+        # state/before let later saves in the same transaction merge into this message.
+        queue(instance, message, action="updated", state=new, before=old)
 
 
 def thread_deleted(sender: type, instance: Any, **kwargs: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -86,13 +87,23 @@ def _flatten(errors: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, str(error)) for error in errors]
 
 
+@functools.cache
+def _message_serializer() -> MessageSerializer:
+    # Built once: binding a serializer's nested fields costs more than validating a
+    # message, and run_validation() keeps no state on the instance.
+    return MessageSerializer()
+
+
 def validate_message(message: dict[str, Any], options: Options) -> dict[str, Any]:
     """Return ``message`` if the API would accept it, else raise naming the option."""
-    serializer = MessageSerializer(data=message)
-    if serializer.is_valid():
+    try:
+        _message_serializer().run_validation(message)
+    except serializers.ValidationError as exc:
+        errors = exc.detail
+    else:
         return message
     problems = []
-    for path, error in _flatten(serializer.errors):
+    for path, error in _flatten(errors):
         parts = path.split(".")
         option = _OPTION_FOR.get(".".join(parts[:2])) or _OPTION_FOR.get(parts[0], parts[0])
         problems.append(f"{path}: {error} (from FlowdockMeta {option})")

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
+from .transactions import current_transaction, on_commit_once
+
 if TYPE_CHECKING:
     from ..models import Message
 
@@ -16,8 +18,13 @@ class BaseBackend:
 
     def queued(self, messages: Sequence[Message], *, using: str) -> None:
         """Called inside the transaction that wrote ``messages``. Nothing may leave the
-        process before it commits: a rolled-back change must send nothing."""
+        process before it commits: a rolled-back change must send nothing. A
+        transaction's messages are dispatched together, once."""
         ids = [m.pk for m in messages]
+        state = current_transaction(using)
+        if state is not None:
+            on_commit_once(using, state, self, ids, self.dispatch)
+            return
         # robust: a delivery problem is logged, never raised into the committed request.
         transaction.on_commit(lambda: self.dispatch(ids), using=using, robust=True)
 

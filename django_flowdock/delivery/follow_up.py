@@ -1,0 +1,23 @@
+"""What a task-queue drain should schedule after it ran."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Min
+
+from ..models import Message
+from .engine import DrainResult
+
+
+def next_run(result: DrainResult, limit: int) -> datetime | None:
+    """When to drain again: at once if the run stopped at its ``limit`` (more may be
+    waiting), at the earliest retry if this run rescheduled messages, else never
+    (each commit enqueues its own drain)."""
+    from django.utils import timezone
+
+    if result.handled >= limit:
+        return timezone.now()
+    if result.retrying:
+        return Message.objects.pending().aggregate(at=Min("next_attempt_at"))["at"]
+    return None

@@ -1,0 +1,49 @@
+"""Django Tasks backend: ``FLOWDOCK["DELIVERY"] = "tasks"``.
+
+Uses ``django.tasks`` on Django 6 and the ``django-tasks`` backport before it, with
+whichever task backend the project configured in ``TASKS`` (database, RQ, immediate).
+Each committed transaction enqueues one ``drain_outbox`` task; a run that had to
+reschedule messages enqueues a follow-up at the earliest retry when the task backend
+can defer (``supports_defer``). Otherwise run ``manage.py flowdock_worker --once``
+periodically so retries are not left waiting.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from ..conf import flowdock_settings
+from .base import BaseBackend
+from .engine import DrainResult, drain
+from .follow_up import next_run
+
+try:
+    from django.tasks import task
+except ImportError:
+    from django_tasks import task
+
+
+@task()
+def drain_outbox() -> dict[str, int]:
+    """Deliver deliverable messages, handing over to a new task after
+    ``TASK_DRAIN_LIMIT`` so one run does not hold a task worker for long."""
+    limit = flowdock_settings.TASK_DRAIN_LIMIT
+    can_defer = drain_outbox.get_backend().supports_defer
+    total = DrainResult()
+    while True:
+        result = drain(limit=limit)
+        total.merge(result)
+        when = next_run(result, limit)
+        if when is None:
+            break
+        if can_defer:
+            drain_outbox.using(run_after=when).enqueue()
+            break
+        if when > timezone.now():
+            break  # a retry later on: left to a periodic ``flowdock_worker --once``
+    return {"sent": total.sent, "retrying": total.retrying, "failed": total.failed}
+
+
+class TasksBackend(BaseBackend):
+    def dispatch(self, message_ids: list[int]) -> None:
+        drain_outbox.enqueue()

@@ -1,0 +1,101 @@
+"""``manage.py flowdock_worker``: deliver the outbox, continuously or once."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ...conf import flowdock_settings
+from ...delivery.worker import Worker
+
+logger = logging.getLogger("django_flowdock.worker")
+
+
+class Command(BaseCommand):
+    help = (
+        "Deliver pending Flowdock messages. Runs until SIGTERM/SIGINT (finishing the "
+        "message in hand), or with --once until nothing is due."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--once", action="store_true", help="Exit when no message is due (for cron)."
+        )
+        parser.add_argument(
+            "--max-messages",
+            type=int,
+            default=None,
+            help="Exit after handling this many messages (sent, failed or rescheduled).",
+        )
+        parser.add_argument(
+            "--sleep",
+            type=float,
+            default=1.0,
+            help="Seconds to wait before polling again when nothing is due (default 1).",
+        )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=1,
+            help="Messages posted concurrently, each thread with its own connections.",
+        )
+
+    def handle(self, *args, once, max_messages, sleep, threads, **options):
+        if threads < 1:
+            raise CommandError("--threads must be at least 1.")
+        if max_messages is not None and max_messages < 1:
+            raise CommandError("--max-messages must be at least 1.")
+        handler = self._log_to_stderr(options["verbosity"])
+        worker = Worker(
+            threads=threads,
+            once=once,
+            max_messages=max_messages,
+            idle_sleep=sleep,
+            batch_size=flowdock_settings.BATCH_SIZE,
+        )
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def graceful(signum: int, frame: FrameType | None) -> None:
+            logger.info(
+                "%s received: finishing the message in hand, then exiting",
+                signal.Signals(signum).name,
+            )
+            worker.stop()
+            # A second signal ends the worker at once.
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        for sig in previous:
+            signal.signal(sig, graceful)
+        logger.info(
+            "Flowdock worker started (threads=%d, once=%s, max_messages=%s)",
+            threads,
+            once,
+            max_messages,
+        )
+        try:
+            result = worker.run()
+        finally:
+            for sig, previous_handler in previous.items():
+                signal.signal(sig, previous_handler)
+            if handler is not None:
+                logging.getLogger("django_flowdock").removeHandler(handler)
+        self.stdout.write(
+            f"Flowdock worker stopped: {result.sent} sent, {result.retrying} to retry, "
+            f"{result.failed} failed, {result.cancelled} cancelled."
+        )
+
+    def _log_to_stderr(self, verbosity: int) -> logging.Handler | None:
+        """Show progress on stderr unless the project's logging already handles it."""
+        package_logger = logging.getLogger("django_flowdock")
+        if verbosity == 0 or package_logger.hasHandlers():
+            return None
+        handler = logging.StreamHandler(self.stderr._out)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        package_logger.addHandler(handler)
+        if package_logger.level == logging.NOTSET:
+            package_logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+        return handler

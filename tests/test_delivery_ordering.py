@@ -1,0 +1,58 @@
+"""Messages of one thread to one source arrive in the order they were made."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from django_flowdock.delivery.engine import claim, drain
+from django_flowdock.models import Message
+from tests.testapp.models import Ticket
+
+
+@pytest.fixture
+def worker_delivery(settings):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
+
+
+def test_one_claim_takes_only_the_oldest_message_of_each_thread(db, source, worker_delivery):
+    first = Ticket.objects.create(subject="First")
+    second = Ticket.objects.create(subject="Second")
+    for n in range(3):
+        first.subject = f"First v{n}"
+        first.save()
+    claimed = claim(50)
+    assert [m.thread_key for m in claimed] == [
+        first.get_flowdock_thread_id(),
+        second.get_flowdock_thread_id(),
+    ]
+    oldest = Message.objects.filter(thread_key=first.get_flowdock_thread_id()).order_by("pk")[0]
+    assert claimed[0].pk == oldest.pk
+    # Claimed messages are leased: nobody else takes them, nor their successors.
+    assert claim(50) == []
+
+
+def test_a_message_waiting_for_retry_holds_back_only_its_own_thread(
+    db, source, sandbox, worker_delivery
+):
+    stuck = Ticket.objects.create(subject="Stuck")
+    stuck.state = "pending"
+    stuck.save()
+    free = Ticket.objects.create(subject="Free")
+    free.state = "solved"
+    free.save()
+    sandbox.inject_fault(status=503, retry_after=30)  # hits the oldest message: Stuck's
+    result = drain()
+    assert (result.sent, result.retrying) == (2, 1)
+    received = [m["external_thread_id"] for m in sandbox.messages()]
+    assert received == [free.get_flowdock_thread_id()] * 2
+    stuck_messages = Message.objects.filter(thread_key=stuck.get_flowdock_thread_id())
+    assert set(stuck_messages.values_list("state", flat=True)) == {"pending"}
+
+    stuck_messages.update(next_attempt_at=timezone.now())  # the Retry-After has passed
+    assert drain().sent == 2
+    titles = [
+        m["thread"]["status"]["value"]
+        for m in sandbox.messages(external_thread_id=stuck.get_flowdock_thread_id())
+    ]
+    assert titles == ["open", "pending"]

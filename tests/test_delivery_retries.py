@@ -1,0 +1,204 @@
+"""Retries, Retry-After, giving up, and the public signals, against real HTTP servers."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.utils import timezone
+
+from django_flowdock.delivery.engine import drain
+from django_flowdock.models import Message, Source
+from django_flowdock.signals import message_failed, message_sent
+from tests.testapp.models import Ticket
+
+
+class RecordingServer:
+    """A tiny Flowdock stand-in: answers ``POST /messages`` from a script (default
+    202) and records every request with its start and end time."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.script: deque[tuple[int, dict[str, str], float]] = deque()
+        self.requests: list[dict] = []
+        self.delay = delay
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                started = time.monotonic()
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                record = {**body, "started": started}
+                with server.lock:
+                    status, headers, delay = (
+                        server.script.popleft() if server.script else (202, {}, server.delay)
+                    )
+                    record["status"] = status
+                    server.requests.append(record)
+                time.sleep(delay)
+                payload = b"{}"
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass  # the client gave up waiting (a timeout test)
+                record["ended"] = time.monotonic()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer(self, status: int, headers: dict[str, str] | None = None, delay: float = 0.0):
+        self.script.append((status, headers or {}, delay))
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def local_api(settings):
+    server = RecordingServer()
+    settings.FLOWDOCK = {
+        **settings.FLOWDOCK,
+        "API_URL": server.url,
+        "DELIVERY": "worker",
+        "TIMEOUT": (0.5, 0.3),
+        "CLAIM_TIMEOUT": 5,
+    }
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def queued(db, local_api):
+    Source.objects.create(name="Local", flow_token="local-token")
+    Ticket.objects.create(subject="Printer on fire")
+    return Message.objects.get()
+
+
+def test_retry_after_from_a_503_postpones_the_retry_beyond_the_backoff(queued, local_api):
+    local_api.answer(503, {"Retry-After": "30"})
+    before = timezone.now()
+    result = drain()
+    queued.refresh_from_db()
+    assert (result.retrying, queued.state, queued.status_code) == (1, "pending", 503)
+    # BACKOFF_MAX is 0.05s in the test settings; the server asked for 30s.
+    assert queued.next_attempt_at >= before + timedelta(seconds=29)
+    assert drain().handled == 0  # not due yet
+
+
+def test_retry_after_is_waited_for_and_then_the_message_is_sent(queued, local_api):
+    local_api.answer(429, {"Retry-After": "1"})
+    assert drain().retrying == 1
+    assert drain().handled == 0
+    time.sleep(1.05)
+    assert drain().sent == 1
+    queued.refresh_from_db()
+    assert (queued.state, queued.attempts, queued.status_code) == ("sent", 2, 202)
+    assert [r["status"] for r in local_api.requests] == [429, 202]
+    assert {r["uuid"] for r in local_api.requests} == {str(queued.uuid)}
+
+
+def test_read_timeout_is_retried_with_the_same_uuid(queued, local_api):
+    local_api.answer(202, delay=0.6)  # longer than the 0.3s read timeout
+    assert drain().retrying == 1
+    queued.refresh_from_db()
+    assert "Timed out" in queued.last_error
+    time.sleep(0.1)
+    assert drain().sent == 1
+    assert [r["uuid"] for r in local_api.requests] == [str(queued.uuid)] * 2
+
+
+def test_connection_refused_is_retried(queued, settings):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "API_URL": "http://127.0.0.1:9"}
+    assert drain().retrying == 1
+    queued.refresh_from_db()
+    assert queued.state == "pending" and "Could not connect" in queued.last_error
+
+
+def test_gives_up_after_max_attempts_and_signals_failure(queued, local_api, settings):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "MAX_ATTEMPTS": 3, "BACKOFF_MAX": 0.0}
+    for _ in range(3):
+        local_api.answer(500)
+    failures = []
+
+    def on_failed(sender, message, error, **kwargs):
+        failures.append((message.pk, message.state, error.status_code))
+
+    message_failed.connect(on_failed)
+    try:
+        for _ in range(3):
+            drain()
+    finally:
+        message_failed.disconnect(on_failed)
+    queued.refresh_from_db()
+    assert queued.state == "failed" and queued.attempts == 3
+    assert queued.last_error.startswith("Gave up after 3 attempts: Injected") or (
+        queued.last_error.startswith("Gave up after 3 attempts")
+    )
+    assert failures == [(queued.pk, "failed", 500)]
+    assert len(local_api.requests) == 3
+
+
+def test_rejected_message_fails_at_once_without_retry(queued, local_api):
+    local_api.answer(400)
+    assert drain().failed == 1
+    queued.refresh_from_db()
+    assert (queued.state, queued.attempts, queued.status_code) == ("failed", 1, 400)
+    assert drain().handled == 0
+
+
+def test_message_sent_signal_carries_the_recorded_message_and_response(queued, local_api):
+    seen = []
+
+    def on_sent(sender, message, response, **kwargs):
+        # Receivers run after the outcome is written.
+        seen.append((Message.objects.get(pk=message.pk).state, response.status_code))
+
+    message_sent.connect(on_sent)
+    try:
+        assert drain().sent == 1
+    finally:
+        message_sent.disconnect(on_sent)
+    assert seen == [("sent", 202)]
+
+
+def test_sandbox_500s_are_retried_until_accepted(db, source, sandbox, settings):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker", "BACKOFF_MAX": 0.0}
+    ticket = Ticket.objects.create(subject="Flaky")
+    sandbox.inject_fault(status=500, count=2)
+    outcomes = [drain() for _ in range(3)]
+    assert [o.retrying for o in outcomes] == [1, 1, 0] and outcomes[2].sent == 1
+    message = Message.objects.get()
+    assert (message.state, message.attempts) == ("sent", 3)
+    received = sandbox.messages(external_thread_id=ticket.get_flowdock_thread_id())
+    assert [m["uuid"] for m in received] == [str(message.uuid)]
+
+
+def test_sandbox_retry_after_is_honoured(db, source, sandbox, settings):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
+    Ticket.objects.create(subject="Rate limited")
+    sandbox.inject_fault(status=429, retry_after=20)
+    started = timezone.now()
+    assert drain().retrying == 1
+    message = Message.objects.get()
+    assert message.next_attempt_at >= started + timedelta(seconds=19)
+    assert sandbox.messages() == []

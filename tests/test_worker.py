@@ -1,0 +1,121 @@
+"""``manage.py flowdock_worker`` run in-process: --once, --max-messages, --threads."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connections
+
+from django_flowdock.delivery.worker import Worker
+from django_flowdock.models import Message
+from tests.testapp.models import Ticket
+
+
+@pytest.fixture
+def worker_delivery(settings):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
+
+
+def in_thread(worker: Worker) -> threading.Thread:
+    def run():
+        try:
+            worker.run()
+        finally:
+            connections.close_all()
+
+    return threading.Thread(target=run)
+
+
+def make_messages(items: int, updates: int) -> list[Ticket]:
+    tickets = [Ticket.objects.create(subject=f"T{n}") for n in range(items)]
+    for n in range(updates):
+        for ticket in tickets:
+            ticket.subject = f"T{ticket.pk} v{n}"
+            ticket.save()
+    return tickets
+
+
+def run_worker(*args: str) -> str:
+    out = io.StringIO()
+    call_command("flowdock_worker", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_once_sends_everything_due_and_exits(db, source, sandbox, worker_delivery):
+    make_messages(2, 2)
+    output = run_worker("--once")
+    assert "6 sent, 0 to retry, 0 failed, 0 cancelled" in output
+    assert len(sandbox.messages()) == 6
+    assert not Message.objects.pending().exists()
+
+
+def test_max_messages_stops_after_that_many(db, source, sandbox, worker_delivery):
+    make_messages(3, 1)
+    output = run_worker("--max-messages", "4")
+    assert "4 sent" in output
+    assert Message.objects.pending().count() == 2
+    assert len(sandbox.messages()) == 4
+
+
+def test_threads_deliver_everything_in_thread_order(
+    transactional_db, source, sandbox, worker_delivery
+):
+    tickets = make_messages(4, 3)
+    output = run_worker("--once", "--threads", "3")
+    assert "16 sent" in output
+    for index, ticket in enumerate(tickets):
+        titles = [
+            m["thread"]["title"]
+            for m in sandbox.messages(external_thread_id=ticket.get_flowdock_thread_id())
+        ]
+        assert titles == [f"T{index}", *(f"T{ticket.pk} v{n}" for n in range(3))]
+
+
+def test_continuous_worker_polls_until_stopped_and_logs(
+    transactional_db, source, sandbox, worker_delivery, caplog
+):
+    worker = Worker(idle_sleep=0.05)
+    runner = in_thread(worker)
+    with caplog.at_level(logging.INFO, logger="django_flowdock"):
+        runner.start()
+        Ticket.objects.create(subject="Arrives while the worker idles")
+        for _ in range(100):
+            if sandbox.messages():
+                break
+            threading.Event().wait(0.05)
+        worker.stop()
+        runner.join(timeout=5)
+    assert not runner.is_alive()
+    assert worker.result.sent == 1
+    assert "Delivered: 1 sent" in caplog.text
+
+
+def test_worker_survives_a_failing_round(transactional_db, source, sandbox, settings, caplog):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker", "CLAIM_TIMEOUT": 1}
+    Ticket.objects.create(subject="Misconfigured")
+    worker = Worker(idle_sleep=0.01, max_messages=1)
+    runner = in_thread(worker)
+    with caplog.at_level(logging.ERROR, logger="django_flowdock"):
+        runner.start()
+        threading.Event().wait(0.2)
+        assert worker.errors >= 1 and runner.is_alive()
+        settings.FLOWDOCK = {**settings.FLOWDOCK, "CLAIM_TIMEOUT": 60}
+        runner.join(timeout=5)
+    assert worker.result.sent == 1
+    assert "CLAIM_TIMEOUT" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--threads", "0"], "--threads must be at least 1"),
+        (["--max-messages", "0"], "--max-messages must be at least 1"),
+    ],
+)
+def test_bad_arguments_are_refused(db, args, error):
+    with pytest.raises(CommandError, match=error):
+        run_worker(*args)
