@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import models, router
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections, models, router
 
 from .delivery import get_backend
 from .delivery.transactions import current_transaction
@@ -20,20 +21,46 @@ from .payloads import ThreadState, activity_message, option_value
 from .signals import message_queued
 
 
-def sources_for(instance: Any, event: str, action: str) -> list[int]:
+def sources_for(instance: Any, action: str, using: str) -> list[int]:
     """Ids of the active sources that receive ``action`` (created/updated/deleted/
     commented) about ``instance``: unscoped ones plus those scoped to its scope object."""
     scope = option_value(instance, instance.flowdock_options(), "scope")
     scopes = [obj for obj in (scope if isinstance(scope, (list, tuple)) else [scope]) if obj]
     label = instance._meta.label_lower
-    # values_list: no flow token is decrypted on the request path.
-    rows = Source.objects.active().for_scopes(scopes).values_list("pk", "settings")
     # Most sources take everything: skip building a Source for those.
     return [
         pk
-        for pk, settings in rows
+        for pk, settings in _receiving_rows(scopes, using)
         if not settings or Source(settings=settings).accepts(label, action)
     ]
+
+
+def _receiving_rows(scopes: list[models.Model], using: str) -> list[tuple[int, dict]]:
+    """(id, settings) of active sources that are unscoped or scoped to one of ``scopes``.
+
+    Plain SQL because this runs in every save, and composing the query through the ORM
+    cost several times what running it does. Flow tokens are not read, so nothing is
+    decrypted on the request path.
+    """
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    scope_type, scope_id = qn("scope_content_type_id"), qn("scope_object_id")
+    matches, params = [f"{scope_type} IS NULL"], [True]
+    for obj in scopes:
+        matches.append(f"({scope_type} = %s AND {scope_id} = %s)")
+        params += [ContentType.objects.db_manager(using).get_for_model(obj).pk, str(obj.pk)]
+    # Only quoted identifiers are interpolated; every value is a parameter.
+    sql = (
+        f"SELECT {qn('id')}, {qn('settings')} FROM {qn(Source._meta.db_table)} "  # noqa: S608
+        f"WHERE {qn('active')} = %s AND ({' OR '.join(matches)})"
+    )
+    settings_field = Source._meta.get_field("settings")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [
+            (pk, settings_field.from_db_value(value, None, connection))
+            for pk, value in cursor.fetchall()
+        ]
 
 
 @dataclass
@@ -64,9 +91,9 @@ def queue(
     written; an update merged into earlier rows returns ``[]``.
     """
     thread = thread if thread is not None else instance
-    source_ids = sources_for(thread, message["event"], action)
-    thread_key = message["external_thread_id"]
     using = router.db_for_write(Message, instance=instance)
+    source_ids = sources_for(thread, action, using)
+    thread_key = message["external_thread_id"]
     transaction_state = current_transaction(using)
     queued = transaction_state.queued if transaction_state is not None else None
     if queued is not None and action == "updated" and state is not None:

@@ -83,17 +83,6 @@ class SourceQuerySet(models.QuerySet):
     def active(self) -> SourceQuerySet:
         return self.filter(active=True)
 
-    def for_scopes(self, scopes: list[models.Model]) -> SourceQuerySet:
-        """Sources that receive items scoped to ``scopes``: the unscoped ones and those
-        scoped to one of these objects."""
-        condition = Q(scope_content_type__isnull=True)
-        for obj in scopes:
-            condition |= Q(
-                scope_content_type=ContentType.objects.get_for_model(obj),
-                scope_object_id=str(obj.pk),
-            )
-        return self.filter(condition)
-
 
 class Source(models.Model):
     """One connection to one flow. Its flow token authenticates every message posted."""

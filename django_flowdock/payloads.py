@@ -61,7 +61,7 @@ class ThreadState:
             thread["external_url"] = self.external_url
         if self.status is not None:
             thread["status"] = {
-                "value": Truncator(self.status).chars(LABEL_LIMIT),
+                "value": cut(self.status, LABEL_LIMIT),
                 "color": self.status_color,
             }
         if self.fields:
@@ -95,18 +95,23 @@ def text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def cut(value: str, limit: int, *, html: bool = False) -> str:
+    # Truncator is slow; most values are well under their limit.
+    return value if len(value) <= limit else Truncator(value).chars(limit, html=html)
+
+
 def inline_html(value: str, limit: int) -> str:
     """For titles and field values, where the API allows only ``<a>`` tags."""
     if isinstance(value, SafeData):
-        return Truncator(value).chars(limit, html=True)
-    return conditional_escape(Truncator(value).chars(limit))
+        return cut(value, limit, html=True)
+    return conditional_escape(cut(value, limit))
 
 
 def block_html(value: str, limit: int) -> str:
     """For bodies: HTML is allowed, so plain text keeps its line breaks."""
     if isinstance(value, SafeData):
-        return Truncator(value).chars(limit, html=True)
-    return linebreaksbr(Truncator(value).chars(limit), autoescape=True)
+        return cut(value, limit, html=True)
+    return linebreaksbr(cut(value, limit), autoescape=True)
 
 
 def option_value(instance: Any, options: Options, name: str, default: Any = None) -> Any:
@@ -127,7 +132,9 @@ def absolute_url(url: str | None) -> str | None:
     return request.build_absolute_uri(url) if request is not None else None
 
 
-def thread_state(instance: Any) -> ThreadState:
+def thread_state(instance: Any, *, actions: bool = True) -> ThreadState:
+    """The item's state as shown. ``actions=False`` skips building (and signing) the
+    action URLs, for states that are only compared, never sent."""
     options: Options = instance.flowdock_options()
     status = _status(instance, options)
     fields_method = getattr(instance, "get_flowdock_fields", None)
@@ -143,7 +150,7 @@ def thread_state(instance: Any) -> ThreadState:
         status_color=status[1],
         external_url=absolute_url(_external_url(instance, options)),
         fields=fields,
-        actions=instance.get_flowdock_actions(),
+        actions=instance.get_flowdock_actions() if actions else [],
         body_label=options.label_for(body_spec) if isinstance(body_spec, str) else "Body",
     )
 

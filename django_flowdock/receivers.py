@@ -58,7 +58,7 @@ def thread_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs
     if not changed:
         return
     new = thread_state(instance)
-    old = thread_state(_as_loaded(instance, loaded, changed))
+    old = thread_state(_as_loaded(instance, loaded, changed), actions=False)
     changes = new.changes_since(old)
     if changes:
         message = activity_message(instance, "updated", state=new, changes=changes)

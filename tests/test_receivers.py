@@ -159,3 +159,17 @@ def test_testcase_mixin_collects_messages_on_commit():
 
     result = UserTests("test_it").run()
     assert result.wasSuccessful(), result.errors + result.failures
+
+
+def test_a_change_whose_message_cannot_be_written_is_not_committed(hand_source, monkeypatch):
+    from django.db import DatabaseError
+
+    from django_flowdock.models import MessageQuerySet
+
+    def fail(self, objs, *args, **kwargs):
+        raise DatabaseError("outbox unavailable")
+
+    monkeypatch.setattr(MessageQuerySet, "bulk_create", fail)
+    with pytest.raises(DatabaseError):
+        Ticket.objects.create(subject="Never half-saved")
+    assert not Ticket.objects.exists()
