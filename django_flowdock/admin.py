@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import router
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -313,10 +313,17 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
     def last_delivery(self, obj: Source):
         return obj._last_delivery or "—"
 
-    @admin.action(description=_("Send a test message"))
+    @admin.action(description=_("Send a test message"), permissions=["change"])
     def send_test_message(self, request, queryset):
         client = FlowdockClient()
         for source in queryset:
+            if not source.active:
+                self.message_user(
+                    request,
+                    _("%(source)s: inactive, no test message sent.") % {"source": source},
+                    messages.WARNING,
+                )
+                continue
             try:
                 client.post_message(test_message(source))
             except FlowdockError as exc:
@@ -417,15 +424,15 @@ class MessageAdmin(admin.ModelAdmin):
     def retry(self, request, queryset):
         from .delivery import get_backend
 
-        retryable = queryset.filter(
-            state__in=[Message.State.FAILED, Message.State.PENDING], source__active=True
+        # Failed messages, and pending ones waiting for their backoff; never one a
+        # worker holds right now, which could then go out twice at once.
+        now = timezone.now()
+        retryable = Q(state=Message.State.FAILED) | Q(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), state=Message.State.PENDING
         )
-        ids = list(retryable.values_list("pk", flat=True))
-        Message.objects.filter(pk__in=ids).update(
-            state=Message.State.PENDING,
-            attempts=0,
-            next_attempt_at=timezone.now(),
-            claimed_until=None,
+        ids = list(queryset.filter(retryable, source__active=True).values_list("pk", flat=True))
+        Message.objects.filter(retryable, pk__in=ids).update(
+            state=Message.State.PENDING, attempts=0, next_attempt_at=now, claimed_until=None
         )
         get_backend().queued(
             list(Message.objects.filter(pk__in=ids)), using=router.db_for_write(Message)

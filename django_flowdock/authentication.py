@@ -75,7 +75,8 @@ def verify_token(token: str, body: bytes) -> tuple[dict[str, Any], OAuthApplicat
         raise _refuse("exp is not a timestamp")
     if exp <= now:
         raise _refuse("expired")
-    if exp - now > MAX_TOKEN_LIFETIME:
+    # Compared, not subtracted: an int too large for a float must not raise (500).
+    if not exp <= now + MAX_TOKEN_LIFETIME:
         raise _refuse("expires too far in the future")
     if not hmac.compare_digest(str(unverified["signature"]), body_signature(body)):
         raise _refuse("the body does not match its signature")
@@ -104,7 +105,10 @@ def verify_token(token: str, body: bytes) -> tuple[dict[str, Any], OAuthApplicat
 
 
 def _forbid_replay(token: str, exp: float) -> None:
-    key = "django_flowdock:action-token:" + hashlib.sha256(token.encode()).hexdigest()
+    # Keyed on the signed part only: the signature segment can be re-encoded (padding)
+    # and still verify, so a copy of the whole token is not a reliable key.
+    signed_part = token.rpartition(".")[0]
+    key = "django_flowdock:action-token:" + hashlib.sha256(signed_part.encode()).hexdigest()
     timeout = max(1, math.ceil(exp - time.time()))
     if not caches[flowdock_settings.ACTION_CACHE].add(key, 1, timeout=timeout):
         raise _refuse("already used")

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from django.db import router, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -225,7 +226,24 @@ def access_token(token: OAuthToken) -> str:
 
 
 def refresh(token: OAuthToken) -> OAuthToken:
-    """Trade the refresh token for a new access token and store both."""
+    """Trade the refresh token for a new access token and store both.
+
+    Refreshes of one stored grant run one at a time: a refresh token may work only once
+    (Flowdock can rotate it), so a caller holding a copy that another one already
+    refreshed takes the stored result instead of spending the old refresh token.
+    """
+    if token.pk is None:
+        return _refresh(token)
+    with transaction.atomic(using=router.db_for_write(OAuthToken)):
+        stored = OAuthToken.objects.select_for_update().filter(pk=token.pk).first()
+        if stored is not None and stored.access_token != token.access_token:
+            for name in ("access_token", "refresh_token", "scope", "expires_at"):
+                setattr(token, name, getattr(stored, name))
+            return token
+        return _refresh(token)
+
+
+def _refresh(token: OAuthToken) -> OAuthToken:
     if not token.refresh_token:
         raise FlowdockOAuthError(
             "The Flowdock authorization expired and holds no refresh token. Connect the "

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import router, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -160,10 +161,24 @@ def connection(request: HttpRequest, purpose: str) -> tuple[OAuthToken, list[dic
 
 
 def connect(request: HttpRequest, form: ConnectForm, token: OAuthToken, flow: dict) -> Source:
-    """Create the source the form describes and end the attempt."""
-    source = create_source(
-        request, token, flow, name=form.cleaned_data["name"], scope=form.cleaned_data.get("scope")
-    )
+    """Create the source the form describes and end the attempt.
+
+    One attempt creates one source: the grant's row stays locked while Flowdock creates
+    it, so the second request of a double submit waits, then finds the source made.
+    """
+    with transaction.atomic(using=router.db_for_write(Source)):
+        OAuthToken.objects.select_for_update().filter(pk=token.pk).first()
+        if Source.objects.filter(token=token).exists():
+            raise FlowdockOAuthError(
+                _("This connection already created its source. To add another, start again.")
+            )
+        source = create_source(
+            request,
+            token,
+            flow,
+            name=form.cleaned_data["name"],
+            scope=form.cleaned_data.get("scope"),
+        )
     request.session.pop(CONNECTION_KEY, None)
     return source
 
@@ -204,12 +219,16 @@ def setup_done(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def configure(request: HttpRequest) -> HttpResponse:
     """Flowdock's Configuration URI: ``?integration_id=<source id>&flow=<flow id>``."""
+    integration_id, flow_id = request.GET.get("integration_id", ""), request.GET.get("flow", "")
+    # Sources connected by hand have blank ids, so empty parameters must not match them;
+    # NUL is refused by PostgreSQL (a 500) and is in no id.
+    valid = integration_id and flow_id and "\x00" not in integration_id + flow_id
     source = (
-        Source.objects.filter(
-            flowdock_id=request.GET.get("integration_id", ""), flow_id=request.GET.get("flow", "")
-        )
+        Source.objects.filter(flowdock_id=integration_id, flow_id=flow_id)
         .select_related("token")
         .first()
+        if valid
+        else None
     )
     if source is None:
         return error_page(

@@ -126,3 +126,48 @@ def test_retry_action_sends_failed_messages_again(admin_client, source, sandbox)
     failed.refresh_from_db()
     assert failed.state == Message.State.SENT
     assert [t["title"] for t in sandbox.threads()] == ["Retry me"]
+
+
+def test_retry_leaves_a_message_a_worker_is_sending_alone(admin_client, source):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    in_flight = Message.objects.create(
+        source=source,
+        thread_key="t",
+        event="activity",
+        payload={},
+        attempts=1,
+        claimed_until=timezone.now() + timedelta(minutes=1),
+    )
+    admin_client.post(
+        "/admin/django_flowdock/message/",
+        {"action": "retry", "_selected_action": [in_flight.pk]},
+    )
+    in_flight.refresh_from_db()
+    assert in_flight.attempts == 1
+    assert in_flight.claimed_until is not None
+
+
+def test_view_only_staff_cannot_send_test_messages(client, django_user_model, source, sandbox):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_source"))
+    client.force_login(viewer)
+    response = client.post(
+        SOURCE_URL, {"action": "send_test_message", "_selected_action": [source.pk]}
+    )
+    assert response.status_code in (200, 302)
+    assert sandbox.messages() == []
+
+
+def test_no_test_message_goes_to_an_inactive_source(admin_client, source, sandbox):
+    source.active = False
+    source.save()
+    response = admin_client.post(
+        SOURCE_URL, {"action": "send_test_message", "_selected_action": [source.pk]}, follow=True
+    )
+    assert "inactive, no test message sent" in response.content.decode()
+    assert sandbox.messages() == []
