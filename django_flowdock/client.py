@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import threading
 import time
 from typing import Any
@@ -42,10 +43,13 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
+            return None  # unparsable: fall back to the usual backoff
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def describe_error(response: requests.Response) -> str:
@@ -79,12 +83,21 @@ class FlowdockClient:
     ) -> None:
         self.api_url = (api_url or flowdock_settings.API_URL).rstrip("/")
         self.session = session or get_session()
-        self.timeout = timeout or tuple(flowdock_settings.TIMEOUT)
+        configured = flowdock_settings.TIMEOUT
+        # (connect, read) or one number for both, as requests takes it.
+        self.timeout = timeout or (
+            tuple(configured) if isinstance(configured, (list, tuple)) else configured
+        )
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send a request; return the 2xx response or raise a ``FlowdockError``."""
         url = f"{self.api_url}/{path.lstrip('/')}"
         payload = kwargs.get("json")
+        token = None
+        if isinstance(payload, dict) and "flow_token" in payload:
+            # Errors keep the payload for handlers to log: never with the secret in it.
+            token = payload["flow_token"]
+            payload = {k: v for k, v in payload.items() if k != "flow_token"}
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout as exc:
@@ -93,11 +106,20 @@ class FlowdockClient:
             raise FlowdockTransientError(
                 f"Could not connect: {method} {url}", payload=payload
             ) from exc
+        except requests.RequestException as exc:
+            # E.g. a response cut off mid-body: the engine must get a FlowdockError to
+            # count the attempt, not a crash that leaves the message claimed.
+            raise FlowdockTransientError(
+                f"Request failed: {method} {url}: {type(exc).__name__}", payload=payload
+            ) from exc
         status = response.status_code
         if status < 300:
             return response
         details = {"status_code": status, "response": response, "payload": payload}
         text = describe_error(response)
+        if token:
+            # An error page may echo the request; the text is stored and shown in the admin.
+            text = text.replace(token, "[flow token]")
         if status == 410:
             raise FlowdockSourceGoneError(text, **details)
         if status == 429 or status >= 500:

@@ -50,9 +50,20 @@ class FlowdockThread(_FlowdockOptionsMixin):
 
     _flowdock_allowed = THREAD_OPTIONS
 
+    def refresh_from_db(self, using: Any = None, fields: Any = None, **kwargs: Any) -> None:
+        # Values read again are what a later save's changes are described against
+        # (a deferred field is loaded through here too).
+        from .receivers import remember_reloaded_values
+
+        fields = None if fields is None else list(fields)
+        deferred = self.get_deferred_fields()  # type: ignore[attr-defined]
+        super().refresh_from_db(using, fields, **kwargs)  # type: ignore[misc]
+        remember_reloaded_values(self, None if fields is None else set(fields), deferred)
+
     def get_flowdock_thread_id(self) -> str:
-        """The ``external_thread_id``: stable and unique per model and object."""
-        return f"{self._meta.label_lower}:{self.pk}"  # type: ignore[attr-defined]
+        """The ``external_thread_id``: stable and unique per model and object (a proxy
+        model's objects are the concrete model's threads)."""
+        return f"{self._meta.concrete_model._meta.label_lower}:{self.pk}"  # type: ignore[attr-defined]
 
     def get_flowdock_actions(self) -> list[dict[str, Any]]:
         """schema.org actions (ViewAction, UpdateAction) offered on the thread: the

@@ -8,7 +8,8 @@ of as a 400 later.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -100,18 +101,33 @@ def cut(value: str, limit: int, *, html: bool = False) -> str:
     return value if len(value) <= limit else Truncator(value).chars(limit, html=html)
 
 
+def _fitted(value: str, limit: int, render: Callable[[str], str]) -> str:
+    """``render`` of ``value`` cut so the *result* fits ``limit``: escaping, line
+    breaks and markup make HTML longer than the text it shows."""
+    html = isinstance(value, SafeData)
+    length = limit
+    result = render(cut(value, length, html=html))
+    while len(result) > limit and length > 1:
+        # Cutting the excess surely fits (each character cut shortens the result by at
+        # least one); cutting in proportion usually fits and keeps more text.
+        surely = length - (len(result) - limit)
+        length = max(1, min(length - 1, max(surely, length * limit // len(result))))
+        result = render(cut(value, length, html=html))
+    return result
+
+
 def inline_html(value: str, limit: int) -> str:
     """For titles and field values, where the API allows only ``<a>`` tags."""
     if isinstance(value, SafeData):
-        return cut(value, limit, html=True)
-    return conditional_escape(cut(value, limit))
+        return _fitted(value, limit, str)
+    return _fitted(value, limit, conditional_escape)
 
 
 def block_html(value: str, limit: int) -> str:
     """For bodies: HTML is allowed, so plain text keeps its line breaks."""
     if isinstance(value, SafeData):
-        return cut(value, limit, html=True)
-    return linebreaksbr(cut(value, limit), autoescape=True)
+        return _fitted(value, limit, str)
+    return _fitted(value, limit, lambda part: linebreaksbr(part, autoescape=True))
 
 
 def option_value(instance: Any, options: Options, name: str, default: Any = None) -> Any:
@@ -176,7 +192,9 @@ def _status(instance: Any, options: Options) -> tuple[str | None, str]:
     if method is not None:
         value = method()
         if isinstance(value, dict):
-            return text(value.get("value")), value.get("color", "grey")
+            shown = text(value.get("value"))
+            # No status (None, "") is left out: the API refuses a blank one.
+            return (shown, value.get("color", "grey")) if shown else (None, "grey")
         raw = shown = value
     else:
         spec = options.get("status")
@@ -185,6 +203,8 @@ def _status(instance: Any, options: Options) -> tuple[str | None, str]:
         # Colours are keyed by the stored value; choices are shown by their label.
         raw = read_path(instance, spec, display=False)
         shown = read_path(instance, spec)
+    if not text(shown):
+        return None, "grey"
     colors = options.get("status_colors") or {}
     return text(shown), colors.get(raw, colors.get(text(shown), "grey"))
 
@@ -248,6 +268,10 @@ def activity_message(
         "thread": state.as_json(),
     }
     body = render("activity_body.html", instance, context)
+    if len(body) > BODY_LIMIT:
+        # Quoting long old and new values would exceed the API's cap: name them instead.
+        context["changes"] = [replace(change, summary_only=True) for change in changes]
+        body = render("activity_body.html", instance, context)
     if body:
         message["body"] = body
     tags = option_value(instance, options, "tags")
