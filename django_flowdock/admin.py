@@ -22,7 +22,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 
 from . import oauth, sources, views
-from .client import FlowdockClient
+from .client import FlowdockClient, client_for
 from .exceptions import FlowdockError
 from .forms import ConnectForm
 from .models import FlowdockUser, Message, OAuthApplication, Source
@@ -325,7 +325,7 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
                 )
                 continue
             try:
-                client.post_message(test_message(source))
+                client_for(source, client).post_message(test_message(source))
             except FlowdockError as exc:
                 self.message_user(
                     request,

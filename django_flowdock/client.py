@@ -8,6 +8,7 @@ Tokens travel in bodies and headers only, never in URLs or log lines.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import logging
 import math
@@ -46,7 +47,10 @@ def parse_retry_after(value: str | None) -> float | None:
         seconds = float(value)
     except ValueError:
         try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+            moment = email.utils.parsedate_to_datetime(value)
+            if moment.tzinfo is None:  # "-0000": UTC with no zone given, not local time
+                moment = moment.replace(tzinfo=datetime.UTC)
+            seconds = moment.timestamp() - time.time()
         except (TypeError, ValueError, OverflowError):
             return None  # unparsable: fall back to the usual backoff
     return max(0.0, seconds) if math.isfinite(seconds) else None
@@ -136,3 +140,15 @@ class FlowdockClient:
     def update_source(self, flow_token: str, **changes: str) -> dict[str, Any]:
         """``PUT /sources``: set ``error_message`` and/or ``configuration_url``."""
         return self.request("PUT", "/sources", json={"flow_token": flow_token, **changes}).json()
+
+
+def client_for(source: Any, default: FlowdockClient | None = None) -> FlowdockClient:
+    """The client that reaches ``source``: at its OAuth application's own API URL when
+    one is set, else ``default`` (``FLOWDOCK["API_URL"]``)."""
+    default = default or FlowdockClient()
+    application = source.application
+    if application is None or not application.api_url:
+        return default
+    return FlowdockClient(
+        application.get_api_url(), session=default.session, timeout=default.timeout
+    )

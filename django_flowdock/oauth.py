@@ -27,6 +27,7 @@ from django.utils.crypto import constant_time_compare
 from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
+from .client import FlowdockClient
 from .conf import flowdock_settings
 from .exceptions import FlowdockOAuthError
 from .models import OAuthApplication, OAuthToken
@@ -171,7 +172,7 @@ def exchange_code(request: HttpRequest, attempt: dict[str, Any]) -> OAuthToken:
             code=code,
             client_secret=application.client_secret,
             include_client_id=True,
-            timeout=tuple(flowdock_settings.TIMEOUT),
+            timeout=FlowdockClient().timeout,
         ),
         invalid_grant="Flowdock did not accept the authorization code: it expired or was "
         "already used. Start connecting the flow again.",
@@ -258,7 +259,7 @@ def _refresh(token: OAuthToken) -> OAuthToken:
             refresh_token=token.refresh_token,
             client_id=application.client_id,
             client_secret=application.client_secret,
-            timeout=tuple(flowdock_settings.TIMEOUT),
+            timeout=FlowdockClient().timeout,
         ),
         invalid_grant="Flowdock no longer accepts this grant (revoked or expired). Connect "
         "the flow again.",

@@ -218,7 +218,7 @@ def author(instance: Any, options: Options) -> dict[str, str]:
     value = option_value(instance, options, "author")
     if value:
         return _author_from(value)
-    return dict(flowdock_settings.DEFAULT_AUTHOR)
+    return _author_from(dict(flowdock_settings.DEFAULT_AUTHOR))
 
 
 def _author_from(value: Any) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Defects found reviewing the core and delivery path, each proven against real parts."""
+"""Change detection, payload limits and client faults at their edges, each proven against
+real parts (the sandbox or a small local server)."""
 
 from __future__ import annotations
 
@@ -270,3 +271,33 @@ def test_an_error_page_echoing_the_request_does_not_store_the_flow_token(db, set
     assert "secret-flow-token" not in message.last_error
     assert "[flow token]" in message.last_error
     assert "secret-flow-token" not in Source.objects.get().error_message
+
+
+def test_retry_after_date_without_a_zone_is_read_as_utc(monkeypatch):
+    import email.utils
+    import time
+
+    from django_flowdock.client import parse_retry_after
+
+    # Far from UTC, so reading the date as local time would be hours off.
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
+    time.tzset()
+    try:
+        in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+        assert 50 < parse_retry_after(in_a_minute.replace("GMT", "-0000")) <= 60
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lazily_translated_default_author_is_sent_as_text(settings, flowdock_outbox):
+    from django.utils.translation import gettext_lazy
+
+    from django_flowdock.models import Source
+    from tests.testapp.models import Ticket
+
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DEFAULT_AUTHOR": {"name": gettext_lazy("Robot")}}
+    Source.objects.create(name="Helpdesk", flow_token="t")
+    Ticket.objects.create(subject="Polish")
+    assert flowdock_outbox[0]["author"] == {"name": "Robot"}

@@ -105,3 +105,16 @@ def test_unreachable_api_keeps_the_message_pending(db, settings):
     message = Message.objects.get()
     assert message.state == Message.State.PENDING
     assert "Could not connect" in message.last_error
+
+
+def test_source_of_an_application_with_its_own_api_url_is_delivered_there(db, sandbox, settings):
+    from django_flowdock.models import OAuthApplication
+
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "API_URL": f"http://127.0.0.1:{free_port()}"}
+    application = OAuthApplication.objects.create(
+        name="Own API", client_id="own", client_secret="s", api_url=sandbox.url
+    )
+    Source.objects.create(name="Helpdesk", flow_token=sandbox.flow_token, application=application)
+    Ticket.objects.create(subject="Routed by application")
+    assert Message.objects.get().state == Message.State.SENT
+    assert [t["title"] for t in sandbox.threads()] == ["Routed by application"]

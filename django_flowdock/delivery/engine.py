@@ -22,7 +22,7 @@ from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..client import FlowdockClient
+from ..client import FlowdockClient, client_for
 from ..conf import flowdock_settings
 from ..exceptions import (
     FlowdockConfigurationError,
@@ -101,7 +101,7 @@ def claim(
     return list(
         Message.objects.using(using)
         .filter(pk__in=pks, claimed_until=lease)
-        .select_related("source")
+        .select_related("source__application")
         .order_by("pk")
     )
 
@@ -139,7 +139,7 @@ def attempt(message: Message, client: FlowdockClient) -> Attempt:
     message.attempts += 1
     message.claimed_until = None
     try:
-        response = client.post_message(message.api_payload())
+        response = client_for(message.source, client).post_message(message.api_payload())
     except FlowdockSourceGoneError as exc:
         message.state = Message.State.CANCELLED
         message.status_code = exc.status_code

@@ -63,7 +63,10 @@ class Command(BaseCommand):
 
     def _models(self, labels: list[str] | None) -> list[type]:
         if not labels:
-            return [m for m in apps.get_models() if issubclass(m, FlowdockThread)]
+            # Proxies share their concrete model's threads: posting both would repeat.
+            return [
+                m for m in apps.get_models() if issubclass(m, FlowdockThread) and not m._meta.proxy
+            ]
         found = []
         for label in labels:
             try:
