@@ -3,7 +3,9 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
-from django_flowdock.models import Source
+from django_flowdock.models import Message, Source
+from tests.local_api import RecordingServer
+from tests.testapp.models import Ticket
 
 
 @pytest.fixture
@@ -57,3 +59,26 @@ def browser_page(monkeypatch):
         # context; close them while it still runs, or PostgreSQL cannot drop the test
         # database.
         connections.close_all()
+
+
+@pytest.fixture
+def local_api(settings):
+    """A scripted local API (tests/local_api.py) with short timeouts, worker delivery."""
+    server = RecordingServer()
+    settings.FLOWDOCK = {
+        **settings.FLOWDOCK,
+        "API_URL": server.url,
+        "DELIVERY": "worker",
+        "TIMEOUT": (0.5, 0.3),
+        "CLAIM_TIMEOUT": 5,
+    }
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def queued(db, local_api):
+    """One pending activity for the local API's source."""
+    Source.objects.create(name="Local", flow_token="local-token")
+    Ticket.objects.create(subject="Printer on fire")
+    return Message.objects.get()

@@ -7,7 +7,6 @@ import pytest
 
 from django_flowdock.delivery.engine import drain
 from django_flowdock.models import Message, Source
-from tests.test_delivery_retries import RecordingServer
 from tests.testapp.models import Reply, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,27 +91,6 @@ def test_missing_status_leaves_status_out_instead_of_failing_the_save(
 
 
 # --- delivery ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def local_api(settings):
-    server = RecordingServer()
-    settings.FLOWDOCK = {
-        **settings.FLOWDOCK,
-        "API_URL": server.url,
-        "DELIVERY": "worker",
-        "TIMEOUT": (0.5, 0.3),
-        "CLAIM_TIMEOUT": 5,
-    }
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def queued(db, local_api):
-    Source.objects.create(name="Local", flow_token="local-token")
-    Ticket.objects.create(subject="Printer on fire")
-    return Message.objects.get()
 
 
 def test_unparsable_retry_after_is_a_plain_retry_not_a_crashed_drain(queued, local_api):

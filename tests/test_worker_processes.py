@@ -20,7 +20,7 @@ import pytest
 from django.db import connection
 
 from django_flowdock.models import Message, Source
-from tests.test_delivery_retries import RecordingServer
+from tests.local_api import RecordingServer
 from tests.testapp.models import Ticket
 
 ROOT = Path(__file__).resolve().parent.parent
