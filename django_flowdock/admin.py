@@ -9,12 +9,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import router
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -424,22 +423,12 @@ class MessageAdmin(admin.ModelAdmin):
     def retry(self, request, queryset):
         from .delivery import get_backend
 
-        # Failed messages, and pending ones waiting for their backoff; never one a
-        # worker holds right now, which could then go out twice at once.
-        now = timezone.now()
-        retryable = Q(state=Message.State.FAILED) | Q(
-            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), state=Message.State.PENDING
-        )
-        ids = list(queryset.filter(retryable, source__active=True).values_list("pk", flat=True))
-        Message.objects.filter(retryable, pk__in=ids).update(
-            state=Message.State.PENDING, attempts=0, next_attempt_at=now, claimed_until=None
-        )
-        get_backend().queued(
-            list(Message.objects.filter(pk__in=ids)), using=router.db_for_write(Message)
-        )
+        again = queryset.retry()
+        get_backend().queued(again, using=router.db_for_write(Message))
+        count = len(again)
         self.message_user(
             request,
-            ngettext("%d message queued again.", "%d messages queued again.", len(ids)) % len(ids),
+            ngettext("%d message queued again.", "%d messages queued again.", count) % count,
         )
 
 

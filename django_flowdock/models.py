@@ -170,6 +170,36 @@ class MessageQuerySet(models.QuerySet):
     def failed(self) -> MessageQuerySet:
         return self.filter(state=Message.State.FAILED)
 
+    def retry(self) -> list[Message]:
+        """Queue failed messages, and pending ones waiting for their backoff, again;
+        return them. Never one a worker holds right now, which could then go out twice
+        at once. A message behind which a newer one of its thread was already sent takes
+        that one's thread state, so a late retry never turns the thread back."""
+        now = timezone.now()
+        retryable = Q(state=Message.State.FAILED) | Q(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), state=Message.State.PENDING
+        )
+        messages = list(self.filter(retryable, source__active=True))
+        for message in messages:
+            newer = (
+                Message.objects.filter(
+                    source=message.source_id,
+                    thread_key=message.thread_key,
+                    state=Message.State.SENT,
+                    pk__gt=message.pk,
+                )
+                .order_by("-pk")
+                .values_list("payload", flat=True)
+                .first()
+            )
+            if newer and "thread" in newer:
+                message.payload = {**message.payload, "thread": newer["thread"]}
+                message.save(update_fields=["payload"])
+        Message.objects.filter(retryable, pk__in=[m.pk for m in messages]).update(
+            state=Message.State.PENDING, attempts=0, next_attempt_at=now, claimed_until=None
+        )
+        return messages
+
     def due(self, now=None) -> MessageQuerySet:
         """Pending, past their retry time, and not claimed by a live worker."""
         now = now or timezone.now()

@@ -171,3 +171,34 @@ def test_no_test_message_goes_to_an_inactive_source(admin_client, source, sandbo
     )
     assert "inactive, no test message sent" in response.content.decode()
     assert sandbox.messages() == []
+
+
+def test_late_retry_carries_the_newest_sent_state_so_the_thread_never_goes_back(
+    admin_client, source, sandbox
+):
+    from django_flowdock.payloads import activity_message
+    from tests.testapp.models import Ticket
+
+    old = activity_message(Ticket(pk=9, subject="Printer", state="open"), "created")
+    failed = Message.objects.create(
+        source=source,
+        thread_key="testapp.ticket:9",
+        event="activity",
+        payload=old,
+        state="failed",
+    )
+    newer = activity_message(Ticket(pk=9, subject="Printer", state="solved"), "updated")
+    Message.objects.create(
+        source=source,
+        thread_key="testapp.ticket:9",
+        event="activity",
+        payload=newer,
+        state="sent",
+    )
+    admin_client.post(
+        "/admin/django_flowdock/message/", {"action": "retry", "_selected_action": [failed.pk]}
+    )
+    failed.refresh_from_db()
+    assert failed.state == Message.State.SENT
+    assert failed.payload["title"] == "created ticket"
+    assert sandbox.threads()[0]["status"] == {"value": "solved", "color": "grey"}
