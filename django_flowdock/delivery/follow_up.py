@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db.models import Min
+from django.utils import timezone
 
 from ..models import Message
 from .engine import DrainResult
@@ -14,8 +15,6 @@ def next_run(result: DrainResult, limit: int) -> datetime | None:
     """When to drain again: at once if the run stopped at its ``limit`` (more may be
     waiting), at the earliest retry if this run rescheduled messages, else never
     (each commit enqueues its own drain)."""
-    from django.utils import timezone
-
     if result.handled >= limit:
         return timezone.now()
     if result.retrying:
