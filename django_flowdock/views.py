@@ -121,30 +121,34 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
                 )
         else:
             flows = list_flows(token)
+        summaries = [_flow_summary(flow) for flow in flows]
     except FlowdockError as exc:
         return flowdock_error_page(request, exc)
     token.save()
     request.session[CONNECTION_KEY] = {
         "purpose": attempt["purpose"],
         "token": token.pk,
-        "flows": [_flow_summary(flow) for flow in flows],
+        "flows": summaries,
     }
     return HttpResponseRedirect(attempt["next"])
 
 
 def _flow_summary(flow: dict[str, Any]) -> dict[str, Any]:
     """What the next step needs of a flow; kept in the session."""
-    organization = flow["organization"]
-    return {
-        "id": str(flow["id"]),
-        "name": flow["name"],
-        "parameterized_name": flow["parameterized_name"],
-        "organization": {
-            "name": organization["name"],
-            "parameterized_name": organization["parameterized_name"],
-        },
-        "web_url": flow.get("web_url", ""),
-    }
+    try:
+        organization = flow["organization"]
+        return {
+            "id": str(flow["id"]),
+            "name": flow["name"],
+            "parameterized_name": flow["parameterized_name"],
+            "organization": {
+                "name": organization["name"],
+                "parameterized_name": organization["parameterized_name"],
+            },
+            "web_url": flow.get("web_url", ""),
+        }
+    except (KeyError, TypeError) as exc:
+        raise FlowdockError(f"Flowdock answered with a flow this app cannot read: {exc!r}") from exc
 
 
 def connection(request: HttpRequest, purpose: str) -> tuple[OAuthToken, list[dict[str, Any]]]:

@@ -193,6 +193,16 @@ def test_failing_source_creation_ends_on_error_page(signed_in, application, sand
     assert [s["name"] for s in sandbox.sources()] == ["Sandbox source"]
 
 
+def test_flow_of_an_unexpected_shape_ends_on_error_page(
+    signed_in, application, sandbox, monkeypatch
+):
+    # A proxy or a future API version answering differently: hard to cause for real.
+    monkeypatch.setattr("django_flowdock.views.find_flow", lambda token, flow_id: {"id": 1})
+    response, _ = authorize_and_return(signed_in, application, sandbox)
+    assert_error_page_and_nothing_created(response, 502, "cannot read")
+    assert not OAuthToken.objects.exists()
+
+
 def test_callback_without_a_started_connection_is_an_error_page(signed_in, application):
     response = signed_in.get(CALLBACK, {"code": "x", "state": "y"})
     assert_error_page_and_nothing_created(response, 400, "No connection to Flowdock was started")
