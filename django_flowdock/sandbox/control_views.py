@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .faults import registry
+from .faults import in_flight, registry
 from .models import AccessToken, AuthorizationCode, Flow, Message, Source, Thread
 from .representations import (
     base_url,
@@ -157,6 +157,8 @@ class FaultDetailView(ControlView):
 
 def reset() -> None:
     """Forget everything posted since the seed; the seeded source works again."""
+    registry.clear()
+    in_flight.wait_idle(timeout=30)
     with write_transaction():
         Thread.objects.all().delete()
         Source.objects.filter(is_seed=False).delete()
@@ -165,7 +167,6 @@ def reset() -> None:
         )
         AccessToken.objects.all().delete()
         AuthorizationCode.objects.all().delete()
-    registry.clear()
 
 
 class ResetView(ControlView):

@@ -98,6 +98,31 @@ class FaultRegistry:
 
 registry = FaultRegistry()
 
+
+class InFlight:
+    """Counts API requests being handled, so a reset can wait for them: a request slowed
+    by injected latency (its client long gone) must not land after the reset."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout=timeout)
+
+
+in_flight = InFlight()
+
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -108,7 +133,13 @@ class FaultInjectionMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         path = environ.get("PATH_INFO", "")
-        fault = None if path.startswith(EXEMPT_PREFIXES) else self.faults.take(path)
+        if path.startswith(EXEMPT_PREFIXES):
+            return self.app(environ, start_response)
+        with in_flight:
+            return self._handle(path, environ, start_response)
+
+    def _handle(self, path: str, environ: dict[str, Any], start_response: Callable[..., Any]):
+        fault = self.faults.take(path)
         if fault is None:
             return self.app(environ, start_response)
         if fault.latency:

@@ -48,6 +48,17 @@ def test_latency_beyond_the_client_timeout_times_out(sandbox, message):
         requests.post(f"{sandbox.url}/messages", json=message, timeout=0.5)
 
 
+def test_reset_waits_for_a_slowed_request_so_it_cannot_land_afterwards(sandbox, message):
+    sandbox.inject_fault(latency=1.0)
+    with pytest.raises(requests.Timeout):
+        requests.post(f"{sandbox.url}/messages", json=message, timeout=0.2)
+
+    sandbox.reset()  # the slowed post is still being handled by the sandbox
+
+    time.sleep(1.2)
+    assert sandbox.messages() == []
+
+
 def test_drop_fault_closes_the_connection_without_an_answer(sandbox, message):
     sandbox.inject_fault(drop=True)
 
