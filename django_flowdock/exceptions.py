@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
+from django.core.exceptions import ImproperlyConfigured
 
 
 class FlowdockError(Exception):
@@ -55,7 +55,3 @@ class FlowdockConfigurationError(ImproperlyConfigured):
 
 class FlowdockPayloadError(FlowdockConfigurationError):
     """A model's FlowdockMeta produced a message the API would refuse."""
-
-
-class InvalidActionToken(SuspiciousOperation):
-    """A FLOWDOCK-TOKEN header that does not verify."""

@@ -79,11 +79,6 @@ class OAuthToken(models.Model):
         return f"{self.application} / {self.flowdock_user_id or self.user or self.pk}"
 
 
-class SourceQuerySet(models.QuerySet):
-    def active(self) -> SourceQuerySet:
-        return self.filter(active=True)
-
-
 class Source(models.Model):
     """One connection to one flow. Its flow token authenticates every message posted."""
 
@@ -132,8 +127,6 @@ class Source(models.Model):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     deactivated_at = models.DateTimeField(_("deactivated"), null=True, blank=True)
-
-    objects = SourceQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("source")

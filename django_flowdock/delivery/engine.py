@@ -224,14 +224,6 @@ def _mark_refused_source(source: Source, error: Exception) -> None:
         report_delivery_error(source)
 
 
-def deliver(message: Message, client: FlowdockClient | None = None) -> str:
-    """Post one claimed message and record the outcome; returns the new state or
-    ``"retrying"``."""
-    result = attempt(message, client or FlowdockClient())
-    record([result])
-    return result.outcome
-
-
 def drain(
     *,
     message_ids: list[int] | None = None,
