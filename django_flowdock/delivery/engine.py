@@ -27,7 +27,6 @@ from ..conf import flowdock_settings
 from ..exceptions import (
     FlowdockConfigurationError,
     FlowdockError,
-    FlowdockRejectedError,
     FlowdockSourceGoneError,
     FlowdockTransientError,
 )
@@ -141,34 +140,23 @@ def attempt(message: Message, client: FlowdockClient) -> Attempt:
     try:
         response = client_for(message.source, client).post_message(message.api_payload())
     except FlowdockSourceGoneError as exc:
-        message.state = Message.State.CANCELLED
-        message.status_code = exc.status_code
-        message.last_error = f"Source removed in Flowdock (410): {exc}"
-        return Attempt(message, Message.State.CANCELLED, exc)
-    except FlowdockRejectedError as exc:
-        message.state, message.status_code, message.last_error = (
-            Message.State.FAILED,
-            exc.status_code,
-            str(exc),
+        return _finish(
+            message, Message.State.CANCELLED, exc, f"Source removed in Flowdock (410): {exc}"
         )
-        return Attempt(message, Message.State.FAILED, exc)
     except FlowdockTransientError as exc:
-        message.status_code, message.last_error = exc.status_code, str(exc)
         if message.attempts >= flowdock_settings.MAX_ATTEMPTS:
-            message.state = Message.State.FAILED
-            message.last_error = f"Gave up after {message.attempts} attempts: {exc}"
-            return Attempt(message, Message.State.FAILED, exc)
+            return _finish(
+                message,
+                Message.State.FAILED,
+                exc,
+                f"Gave up after {message.attempts} attempts: {exc}",
+            )
         delay = backoff(message.attempts, exc.retry_after)
         message.next_attempt_at = timezone.now() + timedelta(seconds=delay)
         logger.info("Flowdock message %s will be retried in %.2fs: %s", message.uuid, delay, exc)
-        return Attempt(message, RETRYING, exc)
-    except FlowdockError as exc:  # an answer the API does not document, e.g. a redirect
-        message.state, message.status_code, message.last_error = (
-            Message.State.FAILED,
-            exc.status_code,
-            str(exc),
-        )
-        return Attempt(message, Message.State.FAILED, exc)
+        return _finish(message, RETRYING, exc)
+    except FlowdockError as exc:  # refused (400/401/403/404), or an undocumented answer
+        return _finish(message, Message.State.FAILED, exc)
     message.state, message.status_code, message.last_error = (
         Message.State.SENT,
         response.status_code,
@@ -176,6 +164,14 @@ def attempt(message: Message, client: FlowdockClient) -> Attempt:
     )
     message.sent_at = timezone.now()
     return Attempt(message, Message.State.SENT, response=response)
+
+
+def _finish(message: Message, outcome: str, exc: FlowdockError, text: str = "") -> Attempt:
+    """Record an unsuccessful post on the instance; a retry keeps the message pending."""
+    if outcome != RETRYING:
+        message.state = outcome
+    message.status_code, message.last_error = exc.status_code, text or str(exc)
+    return Attempt(message, outcome, exc)
 
 
 _FIELDS = ["attempts", "claimed_until", "state", "status_code", "last_error"]
