@@ -224,21 +224,30 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_last_delivery=Max("messages__sent_at"))
 
-    def _update_error_messages(self, request, queryset, message: str) -> int:
-        done = 0
-        for source in queryset:
+    def _each(self, request, sources_, operation, refused: str, done: str = "") -> int:
+        """Run ``operation`` on each source, reporting Flowdock's refusals (and, with
+        ``done``, each success); return how many succeeded."""
+        succeeded = 0
+        for source in sources_:
             try:
-                sources.set_error_message(source, message)
+                operation(source)
             except FlowdockError as exc:
                 self.message_user(
-                    request,
-                    _("%(source)s: Flowdock refused the change: %(error)s")
-                    % {"source": source, "error": exc},
-                    messages.ERROR,
+                    request, refused % {"source": source, "error": exc}, messages.ERROR
                 )
             else:
-                done += 1
-        return done
+                succeeded += 1
+                if done:
+                    self.message_user(request, done % {"source": source})
+        return succeeded
+
+    def _update_error_messages(self, request, queryset, message: str) -> int:
+        return self._each(
+            request,
+            queryset,
+            lambda source: sources.set_error_message(source, message),
+            _("%(source)s: Flowdock refused the change: %(error)s"),
+        )
 
     @admin.action(description=_("Set an error message in Flowdock"), permissions=["change"])
     def set_error_message(self, request, queryset):
@@ -282,21 +291,13 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
     )
     def remove_from_flowdock(self, request, queryset):
         reason = _("Removed from Flowdock by %(user)s.") % {"user": request.user}
-        for source in queryset.filter(active=True):
-            try:
-                sources.remove_source(source, reason)
-            except FlowdockError as exc:
-                self.message_user(
-                    request,
-                    _("%(source)s was not removed: %(error)s") % {"source": source, "error": exc},
-                    messages.ERROR,
-                )
-            else:
-                self.message_user(
-                    request,
-                    _("%(source)s was removed from Flowdock and is now inactive.")
-                    % {"source": source},
-                )
+        self._each(
+            request,
+            queryset.filter(active=True),
+            lambda source: sources.remove_source(source, reason),
+            _("%(source)s was not removed: %(error)s"),
+            _("%(source)s was removed from Flowdock and is now inactive."),
+        )
 
     @admin.display(description=_("error"))
     def error(self, obj: Source):
@@ -315,25 +316,19 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
     @admin.action(description=_("Send a test message"), permissions=["change"])
     def send_test_message(self, request, queryset):
         client = FlowdockClient()
-        for source in queryset:
-            if not source.active:
-                self.message_user(
-                    request,
-                    _("%(source)s: inactive, no test message sent.") % {"source": source},
-                    messages.WARNING,
-                )
-                continue
-            try:
-                client_for(source, client).post_message(test_message(source))
-            except FlowdockError as exc:
-                self.message_user(
-                    request,
-                    _("%(source)s: Flowdock refused the test message: %(error)s")
-                    % {"source": source, "error": exc},
-                    messages.ERROR,
-                )
-            else:
-                self.message_user(request, _("%(source)s: test message sent.") % {"source": source})
+        for source in queryset.filter(active=False):
+            self.message_user(
+                request,
+                _("%(source)s: inactive, no test message sent.") % {"source": source},
+                messages.WARNING,
+            )
+        self._each(
+            request,
+            queryset.filter(active=True),
+            lambda source: client_for(source, client).post_message(test_message(source)),
+            _("%(source)s: Flowdock refused the test message: %(error)s"),
+            _("%(source)s: test message sent."),
+        )
 
 
 class ErrorMessageForm(forms.Form):
