@@ -26,10 +26,9 @@ def app_sandbox(live_server):
         yield server
 
 
-def test_setup_uri_from_flowdock_connects_the_flow(
-    browser_page, live_server, app_sandbox, settings, django_user_model
-):
-    page = browser_page
+@pytest.fixture
+def signed_in_page(browser_page, live_server, app_sandbox, settings, django_user_model):
+    """A superuser signed in to the live server, whose application is the sandbox's."""
     settings.FLOWDOCK = {
         **settings.FLOWDOCK,
         "API_URL": app_sandbox.url,
@@ -39,7 +38,12 @@ def test_setup_uri_from_flowdock_connects_the_flow(
     OAuthApplication.objects.create(
         name="Helpdesk", client_id=app_sandbox.client_id, client_secret=app_sandbox.client_secret
     )
-    admin_login(page, live_server.url, "ada", "pw")
+    admin_login(browser_page, live_server.url, "ada", "pw")
+    return browser_page
+
+
+def test_setup_uri_from_flowdock_connects_the_flow(signed_in_page, live_server, app_sandbox):
+    page = signed_in_page
 
     flow = app_sandbox.credentials["flow"]
     page.goto(f"{app_sandbox.url}/app/applications/{app_sandbox.credentials['application']['id']}")
@@ -75,19 +79,9 @@ def test_setup_uri_from_flowdock_connects_the_flow(
 
 
 def test_denied_consent_in_the_browser_ends_on_our_error_page(
-    browser_page, live_server, app_sandbox, settings, django_user_model
+    signed_in_page, live_server, app_sandbox
 ):
-    page = browser_page
-    settings.FLOWDOCK = {
-        **settings.FLOWDOCK,
-        "API_URL": app_sandbox.url,
-        "SITE_URL": live_server.url,
-    }
-    django_user_model.objects.create_superuser("ada", "ada@example.com", "pw")
-    OAuthApplication.objects.create(
-        name="Helpdesk", client_id=app_sandbox.client_id, client_secret=app_sandbox.client_secret
-    )
-    admin_login(page, live_server.url, "ada", "pw")
+    page = signed_in_page
 
     page.goto(f"{live_server.url}/flowdock/setup/?flow={app_sandbox.credentials['flow']['id']}")
     page.click("button[value=deny]")
