@@ -26,9 +26,9 @@ def main(n: int) -> None:
     import requests
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
+    from django_flowdock.payloads import activity_message
 
     from django_flowdock.models import Message, Source
-    from django_flowdock.payloads import activity_message
     from tests.testapp.models import Plain, Ticket
 
     plains = [Plain.objects.create(subject=f"P{i}") for i in range(n)]

@@ -24,8 +24,8 @@ from django.db import models
 from django.urls import reverse
 
 from .context import acting_as, current_user
-from .options import read_path
-from .payloads import absolute_url, text
+from .threads.display import read_path, text
+from .threads.render import absolute_url
 
 _SPEC = "_flowdock_action"
 _SALT = "django_flowdock.actions"

@@ -8,7 +8,7 @@ import django
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import router
+from django.db import router, transaction
 from django.db.models import Max
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -392,6 +392,7 @@ class MessageAdmin(admin.ModelAdmin):
         "attempts",
         "status_code",
         "last_error",
+        "repairs",
         "created_at",
         "next_attempt_at",
         "sent_at",
@@ -419,7 +420,9 @@ class MessageAdmin(admin.ModelAdmin):
         from .delivery import get_backend
 
         again = queryset.retry()
-        get_backend().queued(again, using=router.db_for_write(Message))
+        transaction.on_commit(
+            get_backend().dispatch, using=router.db_for_write(Message), robust=True
+        )
         count = len(again)
         self.message_user(
             request,

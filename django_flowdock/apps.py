@@ -9,6 +9,6 @@ class FlowdockConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the system checks
-        from .receivers import connect_receivers
+        from .threads.capture import connect_receivers
 
         connect_receivers()

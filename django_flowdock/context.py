@@ -13,6 +13,7 @@ current_request: ContextVar[HttpRequest | None] = ContextVar(
     "django_flowdock_current_request", default=None
 )
 _acting_user: ContextVar[Any] = ContextVar("django_flowdock_acting_user", default=None)
+_base_url: ContextVar[str] = ContextVar("django_flowdock_base_url", default="")
 
 
 @contextmanager
@@ -24,6 +25,26 @@ def acting_as(user: Any) -> Iterator[None]:
         yield
     finally:
         _acting_user.reset(token)
+
+
+@contextmanager
+def delivering(user: Any, base_url: str) -> Iterator[None]:
+    """While a captured change is rendered: its author is the acting user, and
+    relative URLs are made absolute with the site it was made on."""
+    user_token, url_token = _acting_user.set(user), _base_url.set(base_url)
+    try:
+        yield
+    finally:
+        _acting_user.reset(user_token)
+        _base_url.reset(url_token)
+
+
+def current_base_url() -> str:
+    """The request's ``scheme://host``, or the captured one while delivering."""
+    request = current_request.get()
+    if request is not None:
+        return request.build_absolute_uri("/").rstrip("/")
+    return _base_url.get()
 
 
 def current_user() -> Any:

@@ -44,6 +44,12 @@ class FlowdockSourceGoneError(FlowdockRejectedError):
     """410 Gone: the source was removed in Flowdock; stop posting with its token."""
 
 
+class FlowdockRenderError(FlowdockError):
+    """A captured change could not be turned into a valid message (a ``get_flowdock_*``
+    method raised, or what it returned cannot be repaired). That message fails alone;
+    the error and traceback are kept on it."""
+
+
 class FlowdockOAuthError(FlowdockError):
     """The OAuth flow failed: denied consent, bad state, an unusable code."""
 
@@ -51,7 +57,3 @@ class FlowdockOAuthError(FlowdockError):
 class FlowdockConfigurationError(ImproperlyConfigured):
     """The project's configuration is wrong. Kept apart from FlowdockError so a
     handler catching delivery errors never swallows it."""
-
-
-class FlowdockPayloadError(FlowdockConfigurationError):
-    """A model's FlowdockMeta produced a message the API would refuse."""

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from .conf import flowdock_settings
 from .exceptions import FlowdockConfigurationError
-from .payloads import absolute_url
+from .threads.render import absolute_url
 
 _SALT = "django_flowdock.identity-claim"
 

@@ -53,7 +53,7 @@ class FlowdockThread(_FlowdockOptionsMixin):
     def refresh_from_db(self, using: Any = None, fields: Any = None, **kwargs: Any) -> None:
         # Values read again are what a later save's changes are described against
         # (a deferred field is loaded through here too).
-        from .receivers import remember_reloaded_values
+        from .threads.capture import remember_reloaded_values
 
         fields = None if fields is None else list(fields)
         deferred = self.get_deferred_fields()  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""Connections to Flowdock (applications, sources, tokens) and the delivery outbox."""
+"""Connections to Flowdock (applications, sources, tokens), the captured changes and
+the delivery outbox."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Min, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -156,6 +157,47 @@ class Source(models.Model):
         )
 
 
+class Change(models.Model):
+    """What one save, delete, M2M change or comment did, captured in its transaction.
+
+    The save path writes only this small row (one ``INSERT``); the delivery engine
+    later fans it out to the receiving sources as :class:`Message` rows and renders
+    it from the object as it is then. ``values`` is JSON text: ``{"old": {...},
+    "new": {...}}`` for updates (the attributes that changed), ``{"last": {...}}`` for
+    deletions (every concrete field, to render a thread whose object is gone).
+    """
+
+    class Event(models.TextChoices):
+        CREATED = "created", _("created")
+        UPDATED = "updated", _("updated")
+        DELETED = "deleted", _("deleted")
+        COMMENTED = "commented", _("commented")
+
+    model = models.CharField(_("model"), max_length=200, help_text=_('"app_label.model"'))
+    object_pk = models.CharField(_("object ID"), max_length=64)
+    event = models.CharField(_("event"), max_length=10, choices=Event.choices)
+    values = models.TextField(_("values"), blank=True)
+    author_pk = models.CharField(_("author ID"), max_length=64, blank=True)
+    #: Same value for the changes of one transaction, which are coalesced per thread.
+    transaction = models.CharField(_("transaction"), max_length=32, blank=True)
+    #: The request's scheme and host when no SITE_URL is set, for absolute URLs.
+    base_url = models.CharField(_("base URL"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    fanned_out = models.BooleanField(_("fanned out"), default=False)
+    #: Filled at fan-out: JSON of what the change shows, [label, old, new, summary_only].
+    described = models.TextField(_("described"), blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("change")
+        verbose_name_plural = _("changes")
+        ordering = ["-pk"]
+        indexes = [models.Index(fields=["fanned_out", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.model}:{self.object_pk}"
+
+
 class MessageQuerySet(models.QuerySet):
     def pending(self) -> MessageQuerySet:
         return self.filter(state=Message.State.PENDING)
@@ -166,28 +208,13 @@ class MessageQuerySet(models.QuerySet):
     def retry(self) -> list[Message]:
         """Queue failed messages, and pending ones waiting for their backoff, again;
         return them. Never one a worker holds right now, which could then go out twice
-        at once. A message behind which a newer one of its thread was already sent takes
-        that one's thread state, so a late retry never turns the thread back."""
+        at once. Messages are rendered when posted, so a late retry shows the thread as
+        it is then and never turns it back."""
         now = timezone.now()
         retryable = Q(state=Message.State.FAILED) | Q(
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), state=Message.State.PENDING
         )
         messages = list(self.filter(retryable, source__active=True))
-        for message in messages:
-            newer = (
-                Message.objects.filter(
-                    source=message.source_id,
-                    thread_key=message.thread_key,
-                    state=Message.State.SENT,
-                    pk__gt=message.pk,
-                )
-                .order_by("-pk")
-                .values_list("payload", flat=True)
-                .first()
-            )
-            if newer and "thread" in newer:
-                message.payload = {**message.payload, "thread": newer["thread"]}
-                message.save(update_fields=["payload"])
         Message.objects.filter(retryable, pk__in=[m.pk for m in messages]).update(
             state=Message.State.PENDING, attempts=0, next_attempt_at=now, claimed_until=None
         )
@@ -203,17 +230,15 @@ class MessageQuerySet(models.QuerySet):
     def deliverable(self, now=None) -> MessageQuerySet:
         """Due messages that are first in line for their thread and source: an earlier
         pending message (waiting for a retry, or in flight) holds back later ones."""
-        # The oldest pending message of each thread and source, found with one grouped
-        # scan: a per-row "no earlier pending message" test made claims quadratic in
-        # a large backlog (seconds per claim at 100,000 pending messages).
-        first_in_line = (
-            Message.objects.pending()
-            .order_by()
-            .values("source", "thread_key")
-            .annotate(first=Min("pk"))
-            .values("first")
+        # Walks pending rows in id order and stops at the batch size; each row's test
+        # is one probe of the (source, thread_key, state, id) index.
+        earlier = Message.objects.filter(
+            source=OuterRef("source"),
+            thread_key=OuterRef("thread_key"),
+            state=Message.State.PENDING,
+            pk__lt=OuterRef("pk"),
         )
-        return self.due(now).filter(pk__in=first_in_line).order_by("pk")
+        return self.due(now).filter(~Exists(earlier)).order_by("pk")
 
 
 class Message(models.Model):
@@ -227,9 +252,15 @@ class Message(models.Model):
 
     uuid = models.UUIDField(_("UUID"), default=uuid.uuid4, unique=True, editable=False)
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="messages")
+    change = models.ForeignKey(
+        Change, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
     thread_key = models.CharField(_("thread"), max_length=255)
     event = models.CharField(_("event"), max_length=20)
-    payload = models.JSONField(_("payload"))
+    #: What was (or will be) posted, rendered from the change when it is attempted.
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    #: What had to be cut, dropped or defaulted to make the payload valid.
+    repairs = models.TextField(_("repairs"), blank=True)
     state = models.CharField(
         _("state"), max_length=10, choices=State.choices, default=State.PENDING
     )
@@ -239,6 +270,9 @@ class Message(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
     claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    #: Set with each claim; an outcome is only written while it still matches, so a
+    #: worker whose lease ran out cannot overwrite what a newer claim recorded.
+    claim_token = models.CharField(_("claim token"), max_length=32, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
@@ -249,15 +283,17 @@ class Message(models.Model):
         ordering = ["-pk"]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"]),
-            models.Index(fields=["source", "thread_key", "state"]),
+            models.Index(fields=["state", "id"]),
+            models.Index(fields=["source", "thread_key", "state", "id"]),
         ]
 
     def __str__(self) -> str:
         return f"{self.event} {self.thread_key} → {self.source_id} ({self.state})"
 
-    def api_payload(self) -> dict[str, Any]:
-        """The JSON posted to ``/messages``: the stored payload plus token and uuid."""
-        return {**self.payload, "flow_token": self.source.flow_token, "uuid": str(self.uuid)}
+    def api_payload(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The JSON posted to ``/messages``: the rendered payload plus token and uuid."""
+        payload = self.payload if payload is None else payload
+        return {**payload, "flow_token": self.source.flow_token, "uuid": str(self.uuid)}
 
 
 class FlowdockUser(models.Model):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,16 +116,18 @@ def has_path(model: type[models.Model], path: str) -> bool:
     return True
 
 
-def read_path(obj: Any, path: str | Callable[[Any], Any], *, display: bool = True) -> Any:
-    """Read ``path`` from ``obj``: a callable gets the object; a dotted name walks
-    attributes, calls methods and, unless ``display`` is false, shows choices by their
-    label."""
-    if callable(path):
-        return path(obj)
-    for name in path.split("."):
-        if obj is None:
-            return None
-        shown = getattr(obj, f"get_{name}_display", None) if display else None
-        value = shown() if shown is not None else getattr(obj, name)
-        obj = value() if callable(value) and not isinstance(value, models.Model) else value
-    return obj
+def option(instance: Any, name: str, default: Any = None) -> Any:
+    """The one resolver for every option: ``get_flowdock_<name>()`` when the model
+    defines it, else the declared value (read from the object for options that name an
+    attribute), else ``default``."""
+    method = getattr(instance, f"get_flowdock_{name}", None)
+    if method is not None:
+        return method()
+    spec = instance.flowdock_options().get(name)
+    if spec is None:
+        return default
+    if name in ATTRIBUTE_OPTIONS:
+        from .threads.display import read_path
+
+        return read_path(instance, spec)
+    return spec

@@ -23,10 +23,29 @@ def flowdock_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandb
     needs an empty inbox.
     """
     from django_flowdock.sandbox.testing import SandboxServer
+    from django_flowdock.testing import wait_for_delivery
 
     db = tmp_path_factory.mktemp("flowdock_sandbox") / "sandbox.sqlite3"
     with SandboxServer.start(db=db) as server:
+        # What the inbox shows is read after the background delivery settled.
+        server.before_read = wait_for_delivery
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _flowdock_delivery_settled() -> Iterator[None]:
+    """After each test, let the default backend's background thread finish, so it never
+    writes into the next test's (or a dropped) database."""
+    yield
+    from django.apps import apps
+
+    if apps.ready and "django_flowdock" in apps.app_configs:
+        from django_flowdock.delivery import _cache
+
+        for backend in _cache.values():
+            wait = getattr(backend, "wait_idle", None)
+            if wait is not None:
+                wait(30.0)
 
 
 @pytest.fixture

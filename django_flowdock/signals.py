@@ -1,8 +1,17 @@
-"""Public signals. Connect to them to log, count or react to deliveries."""
+"""Public signals. Connect to them to log, count or react to deliveries.
+
+They are sent robustly: an exception in a receiver is logged and never rolls back the
+change, stops a drain or skips the state change that follows.
+"""
+
+import logging
+from typing import Any
 
 from django.dispatch import Signal
 
-#: Messages were written to the outbox (inside the transaction of the change).
+logger = logging.getLogger("django_flowdock.signals")
+
+#: A change was fanned out to its sources: one Message per source, to be delivered.
 #: provides args: messages (list of Message), instance
 message_queued = Signal()
 
@@ -17,3 +26,16 @@ message_failed = Signal()
 #: An UpdateAction from Flowdock ran on an object.
 #: provides args: instance, action, user, flowdock_user_id
 action_performed = Signal()
+
+
+def send_robust(signal: Signal, **kwargs: Any) -> None:
+    """Send ``signal`` (sender: ``Message``), logging what its receivers raise."""
+    from .models import Message
+
+    for receiver, result in signal.send_robust(sender=Message, **kwargs):
+        if isinstance(result, Exception):
+            logger.error(
+                "A receiver of a django-flowdock signal failed: %r",
+                receiver,
+                exc_info=(type(result), result, result.__traceback__),
+            )

@@ -30,6 +30,18 @@ def locmem_settings() -> override_settings:
     )
 
 
+def wait_for_delivery(timeout: float = 10.0) -> None:
+    """Wait until the default (``immediate``) backend's background thread has handled
+    everything committed so far; a no-op for the other backends. Call it before
+    asserting on what reached Flowdock (or the sandbox)."""
+    from .delivery import get_backend
+    from .delivery.immediate import ImmediateBackend
+
+    backend = get_backend()
+    if isinstance(backend, ImmediateBackend) and not backend.wait_idle(timeout):
+        raise AssertionError(f"Delivery was still busy after {timeout} seconds.")
+
+
 class FlowdockTestMixin:
     """For ``django.test.TestCase`` subclasses: locmem delivery, outbox emptied per test."""
 

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from django_flowdock.delivery.fanout import fan_out
 from django_flowdock.models import Message, Source
 from tests.local_api import RecordingServer
 from tests.testapp.models import Ticket
@@ -81,4 +82,5 @@ def queued(db, local_api):
     """One pending activity for the local API's source."""
     Source.objects.create(name="Local", flow_token="local-token")
     Ticket.objects.create(subject="Printer on fire")
+    fan_out()
     return Message.objects.get()

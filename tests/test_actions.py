@@ -19,8 +19,8 @@ from django_flowdock.checks import check_action_routes, check_model
 from django_flowdock.context import acting_as
 from django_flowdock.mixins import FlowdockThread
 from django_flowdock.models import Message
-from django_flowdock.payloads import thread_state
 from django_flowdock.signals import action_performed
+from django_flowdock.threads.render import thread_state
 from tests.actions_support import make_application, make_source, make_user, post, signed
 from tests.testapp.models import Ticket
 

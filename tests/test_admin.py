@@ -106,7 +106,7 @@ def test_delivery_log_filters_by_state(admin_client, source):
 
 
 def test_retry_action_sends_failed_messages_again(admin_client, source, sandbox):
-    from django_flowdock.payloads import activity_message
+    from django_flowdock.threads.render import activity_message
     from tests.testapp.models import Ticket
 
     payload = activity_message(Ticket(pk=5, subject="Retry me"), "created")
@@ -176,7 +176,7 @@ def test_no_test_message_goes_to_an_inactive_source(admin_client, source, sandbo
 def test_late_retry_carries_the_newest_sent_state_so_the_thread_never_goes_back(
     admin_client, source, sandbox
 ):
-    from django_flowdock.payloads import activity_message
+    from django_flowdock.threads.render import activity_message
     from tests.testapp.models import Ticket
 
     old = activity_message(Ticket(pk=9, subject="Printer", state="open"), "created")

@@ -1,4 +1,5 @@
-"""The default immediate backend posts to a real Flowdock API (the sandbox) after commit."""
+"""The default immediate backend posts to a real Flowdock API (the sandbox) after commit,
+from its background thread."""
 
 import socket
 
@@ -6,6 +7,7 @@ import pytest
 
 from django_flowdock.delivery.engine import drain
 from django_flowdock.models import Message, Source
+from django_flowdock.testing import wait_for_delivery
 from tests.testapp.models import Reply, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,11 +51,13 @@ def test_reply_is_a_discussion_in_the_same_thread(source, sandbox):
 def test_gone_source_is_deactivated_and_receives_nothing_more(source, sandbox):
     sandbox.revoke_source(sandbox.credentials["source"]["id"])
     Ticket.objects.create(subject="First")
+    wait_for_delivery()
     source.refresh_from_db()
     assert not source.active
     assert "410" in source.error_message
     assert Message.objects.get().state == Message.State.CANCELLED
     Ticket.objects.create(subject="Second")
+    wait_for_delivery()
     assert Message.objects.count() == 1
     assert sandbox.messages() == []
 
@@ -61,6 +65,7 @@ def test_gone_source_is_deactivated_and_receives_nothing_more(source, sandbox):
 def test_refused_token_fails_with_the_api_error_kept(db, sandbox):
     Source.objects.create(name="Typo", flow_token="not-a-real-token")
     Ticket.objects.create(subject="Polish")
+    wait_for_delivery()
     message = Message.objects.get()
     assert message.state == Message.State.FAILED
     assert message.status_code == 401
@@ -85,6 +90,7 @@ def test_server_error_keeps_the_message_pending_for_a_retry(source, sandbox, set
     settings.FLOWDOCK = {**settings.FLOWDOCK, "BACKOFF_BASE": 60, "BACKOFF_MAX": 60}
     sandbox.inject_fault(status=500, count=1)
     Ticket.objects.create(subject="Polish")
+    wait_for_delivery()
     message = Message.objects.get()
     assert message.state == Message.State.PENDING
     assert message.attempts == 1
@@ -102,6 +108,7 @@ def test_unreachable_api_keeps_the_message_pending(db, settings):
     settings.FLOWDOCK = {**settings.FLOWDOCK, "API_URL": f"http://127.0.0.1:{free_port()}"}
     Source.objects.create(name="Helpdesk", flow_token="token")
     Ticket.objects.create(subject="Polish")
+    wait_for_delivery()
     message = Message.objects.get()
     assert message.state == Message.State.PENDING
     assert "Could not connect" in message.last_error
@@ -116,5 +123,6 @@ def test_source_of_an_application_with_its_own_api_url_is_delivered_there(db, sa
     )
     Source.objects.create(name="Helpdesk", flow_token=sandbox.flow_token, application=application)
     Ticket.objects.create(subject="Routed by application")
+    wait_for_delivery()
     assert Message.objects.get().state == Message.State.SENT
     assert [t["title"] for t in sandbox.threads()] == ["Routed by application"]

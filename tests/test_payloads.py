@@ -3,8 +3,9 @@
 import pytest
 from django.utils.safestring import mark_safe
 
-from django_flowdock.exceptions import FlowdockPayloadError
-from django_flowdock.payloads import activity_message, discussion_message, thread_state
+from django_flowdock.exceptions import FlowdockRenderError
+from django_flowdock.threads.render import activity_message, discussion_message, thread_state
+from django_flowdock.threads.schema import repair, validate_message
 from tests.testapp.models import Incident, Project, Reply, Ticket
 
 
@@ -87,24 +88,26 @@ def test_discussion_carries_escaped_comment_and_thread_state():
     assert message["external_thread_id"] == "testapp.ticket:42"
 
 
-def test_invalid_status_colour_names_model_option_and_fix(monkeypatch):
+def test_invalid_status_colour_is_repaired_to_grey_and_the_repair_named(monkeypatch):
     monkeypatch.setattr(
         Incident, "get_flowdock_status", lambda self: {"value": "x", "color": "pink"}
     )
-    with pytest.raises(FlowdockPayloadError) as excinfo:
-        activity_message(Incident(pk=1, name="x"), "created")
-    text = str(excinfo.value)
-    assert "testapp.Incident" in text
-    assert "thread.status.color" in text
-    assert "status / status_colors" in text
+    message = activity_message(Incident(pk=1, name="x"), "created")
+    repaired, repairs = repair(message, title="Incident #1", author="Django")
+    assert repaired["thread"]["status"] == {"value": "x", "color": "grey"}
+    assert repairs == ["thread.status.color: 'pink' is not a colour, grey"]
+    assert validate_message(repaired, "testapp.Incident") is repaired
 
 
-def test_markup_other_than_links_in_a_safe_title_is_refused(monkeypatch):
+def test_markup_other_than_links_in_a_safe_title_names_model_and_option(monkeypatch):
     monkeypatch.setattr(
         Ticket, "get_flowdock_title", lambda self: mark_safe("<b>x</b>"), raising=False
     )
-    with pytest.raises(FlowdockPayloadError, match="only <a> tags are allowed"):
-        activity_message(ticket(), "created")
+    message = activity_message(ticket(), "created")
+    with pytest.raises(FlowdockRenderError, match="only <a> tags are allowed") as excinfo:
+        validate_message(message, "testapp.Ticket")
+    assert "thread.title" in str(excinfo.value)
+    assert "(from FlowdockMeta title)" in str(excinfo.value)
 
 
 def test_safe_links_in_titles_are_kept(monkeypatch):

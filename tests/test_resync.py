@@ -10,7 +10,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from django_flowdock.delivery.engine import drain
-from django_flowdock.models import Message
+from django_flowdock.delivery.fanout import fan_out
+from django_flowdock.models import Change, Message
 from tests.testapp.models import Incident, Ticket
 
 
@@ -28,11 +29,11 @@ def run(command: str, *args: str) -> str:
 def test_resync_reposts_the_current_state_of_the_given_items(worker_delivery, sandbox):
     tickets = [Ticket.objects.create(subject=f"T{n}") for n in range(3)]
     Ticket.objects.filter(pk=tickets[0].pk).update(state="solved")  # changed behind our back
-    Message.objects.all().delete()
+    Change.objects.all().delete()
     ids = f"{tickets[0].pk},{tickets[2].pk}"
     output = run("flowdock_resync", "--model", "testapp.Ticket", "--ids", ids)
     assert "testapp.Ticket: [##############################] 2/2" in output
-    assert "Queued 2 messages for 2 items." in output
+    assert "Queued 2 items" in output
     assert drain().sent == 2
     received = {m["external_thread_id"]: m for m in sandbox.messages()}
     assert set(received) == {
@@ -47,12 +48,13 @@ def test_resync_reposts_the_current_state_of_the_given_items(worker_delivery, sa
 def test_resync_without_filters_covers_every_thread_model(worker_delivery):
     Ticket.objects.create(subject="A ticket")
     Incident.objects.create(name="An incident")
-    Message.objects.all().delete()
+    Change.objects.all().delete()
     output = run("flowdock_resync")
-    assert "Queued 2 messages for 2 items." in output
-    assert sorted(Message.objects.values_list("payload__title", flat=True)) == [
-        "updated incident",
-        "updated ticket",
+    assert "Queued 2 items" in output
+    fan_out()
+    assert sorted(Message.objects.values_list("change__model", "change__event")) == [
+        ("testapp.incident", "updated"),
+        ("testapp.ticket", "updated"),
     ]
 
 
@@ -72,6 +74,7 @@ def test_resync_refuses_bad_arguments_with_the_fix(worker_delivery, args, error)
 def test_prune_deletes_only_sent_messages_older_than_the_setting(worker_delivery):
     for n in range(4):
         Ticket.objects.create(subject=f"T{n}")
+    fan_out()
     old_sent, new_sent, old_failed, pending = Message.objects.order_by("pk")
     long_ago = timezone.now() - timedelta(days=31)
     Message.objects.filter(pk=old_sent.pk).update(state="sent", sent_at=long_ago)

@@ -1,5 +1,5 @@
 """Delivery: when and where the outbox is drained. One drain function serves all
-backends; a backend only decides when to call it."""
+backends; a backend only decides when to call it, and with which transport."""
 
 from __future__ import annotations
 

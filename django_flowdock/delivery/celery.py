@@ -30,5 +30,5 @@ def drain_outbox() -> dict[str, int]:
 
 
 class CeleryBackend(BaseBackend):
-    def dispatch(self, message_ids: list[int]) -> None:
+    def dispatch(self) -> None:
         drain_outbox.delay()

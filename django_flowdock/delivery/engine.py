@@ -1,38 +1,48 @@
-"""The drain: claim deliverable messages, post them, record the outcome.
+"""The drain: fan captured changes out, claim deliverable messages, render, post,
+record each outcome before the next post.
 
 Claims are leases (``claimed_until``) written while the claimer holds the rows
 exclusively: ``SELECT ... FOR UPDATE SKIP LOCKED`` where the database has it, and on
-SQLite by taking the database's single write lock before choosing rows. Two drains
-therefore never hold one message at once, and a killed worker's messages become
-claimable again when the lease runs out (at-least-once delivery; the ``uuid`` makes
-repeats recognisable). A message is only posted while its lease outlives the request,
-so a slow batch cannot let a second worker take a message that is still in flight.
+SQLite by taking the database's single write lock before choosing rows. Each claim
+also writes a fresh ``claim_token``; an outcome is written only while the row still
+carries it, so a worker whose lease ran out (killed, paused, cut off) can never
+overwrite what a newer claim recorded. Outcomes are written one by one, right after
+each post: after a crash at most the one message in flight is posted again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
-from collections import defaultdict
+import traceback
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from ..client import FlowdockClient, client_for
 from ..conf import flowdock_settings
+from ..context import delivering
 from ..exceptions import (
     FlowdockConfigurationError,
     FlowdockError,
+    FlowdockRenderError,
     FlowdockSourceGoneError,
     FlowdockTransientError,
 )
-from ..models import Message, Source
-from ..signals import message_failed, message_sent
+from ..models import Change, Message, Source
+from ..options import option
+from ..signals import message_failed, message_sent, send_robust
 from ..sources import report_delivery_error
+from ..threads.render import FieldChange, activity_message, default_title, discussion_message
+from ..threads.schema import Repairs, repair, validate_message
+from .fanout import deletion_values, fan_out, load, take_write_lock
 
 logger = logging.getLogger("django_flowdock.delivery")
 
@@ -79,6 +89,7 @@ def claim(
     oldest first, leaving out the ids in ``exclude``."""
     using = router.db_for_write(Message)
     features = connections[using].features
+    token = uuid.uuid4().hex
     with transaction.atomic(using=using):
         now = timezone.now()
         candidates = Message.objects.using(using).deliverable(now)
@@ -91,35 +102,27 @@ def claim(
         elif features.has_select_for_update:
             candidates = candidates.select_for_update()
         else:
-            _take_write_lock(using)
+            take_write_lock(using, Message)
         pks = list(candidates.values_list("pk", flat=True)[:limit])
         if not pks:
             return []
         lease = now + timedelta(seconds=flowdock_settings.CLAIM_TIMEOUT)
-        Message.objects.using(using).filter(pk__in=pks).update(claimed_until=lease)
+        Message.objects.using(using).filter(pk__in=pks).update(
+            claimed_until=lease, claim_token=token
+        )
     return list(
         Message.objects.using(using)
-        .filter(pk__in=pks, claimed_until=lease)
-        .select_related("source__application")
+        .filter(pk__in=pks, claim_token=token)
+        .select_related("source__application", "change")
         .order_by("pk")
     )
-
-
-def _take_write_lock(using: str) -> None:
-    """SQLite has one writer at a time: writing first makes this transaction that
-    writer (waiting for the busy timeout if needed), so no other drain can lease the
-    rows chosen next, and no read lock has to be upgraded later (which fails at once
-    instead of waiting)."""
-    table = connections[using].ops.quote_name(Message._meta.db_table)
-    with connections[using].cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET id = id WHERE 0 = 1")  # noqa: S608 - no user input
 
 
 def release(messages: list[Message]) -> None:
     """Give back claimed messages that were not attempted, for another round."""
     for message in messages:
-        Message.objects.filter(pk=message.pk, claimed_until=message.claimed_until).update(
-            claimed_until=None
+        Message.objects.filter(pk=message.pk, claim_token=message.claim_token).update(
+            claimed_until=None, claim_token=""
         )
 
 
@@ -131,14 +134,61 @@ class Attempt:
     outcome: str
     error: Exception | None = None
     response: object = None
+    repairs: Repairs = field(default_factory=Repairs)
 
 
-def attempt(message: Message, client: FlowdockClient) -> Attempt:
-    """Post one claimed message and set its new state on the instance (not saved)."""
-    message.attempts += 1
-    message.claimed_until = None
+def _author(pk: str) -> Any:
+    if not pk:
+        return None
+    model = get_user_model()
     try:
-        response = client_for(message.source, client).post_message(message.api_payload())
+        return model._default_manager.filter(pk=pk).first()
+    except (ValueError, TypeError):  # a pk of another user model, since swapped
+        return None
+
+
+def render(change: Change) -> tuple[dict[str, Any], Repairs]:
+    """The message for ``change`` from its objects as they are now, repaired to be
+    valid. Raises ``FlowdockRenderError`` (with the traceback) if it cannot be built."""
+    try:
+        with delivering(_author(change.author_pk), change.base_url):
+            if change.event == Change.Event.COMMENTED:
+                comment = load(change.model, change.object_pk)
+                thread = None if comment is None else option(comment, "thread")
+                if thread is None:
+                    raise FlowdockRenderError("The comment or its thread no longer exists.")
+                message, shown = discussion_message(comment, thread), thread
+            else:
+                shown = load(change.model, change.object_pk, deletion_values(change))
+                if shown is None:
+                    raise FlowdockRenderError("The object no longer exists.")
+                changes = [FieldChange(*c) for c in json.loads(change.described or "[]")]
+                message = activity_message(shown, change.event, changes=changes)
+            message, repairs = repair(
+                message,
+                title=default_title(shown),
+                author=str(flowdock_settings.DEFAULT_AUTHOR.get("name") or "Django"),
+            )
+    except FlowdockRenderError:
+        raise
+    except Exception as exc:
+        raise FlowdockRenderError(f"Rendering {change} failed:\n{traceback.format_exc()}") from exc
+    return validate_message(message, shown._meta.label), repairs
+
+
+def attempt(
+    message: Message, transport: Any, rendered: dict[int, tuple[dict[str, Any], Repairs]]
+) -> Attempt:
+    """Render (once per change and drain round) and post one claimed message."""
+    message.attempts += 1
+    repairs = Repairs()
+    try:
+        if message.change is not None:
+            if message.change_id not in rendered:
+                rendered[message.change_id] = render(message.change)
+            message.payload, repairs = rendered[message.change_id]
+        poster = client_for(message.source, transport) if _is_http(transport) else transport
+        response = poster.post_message(message.api_payload())
     except FlowdockSourceGoneError as exc:
         return _finish(
             message, Message.State.CANCELLED, exc, f"Source removed in Flowdock (410): {exc}"
@@ -155,15 +205,21 @@ def attempt(message: Message, client: FlowdockClient) -> Attempt:
         message.next_attempt_at = timezone.now() + timedelta(seconds=delay)
         logger.info("Flowdock message %s will be retried in %.2fs: %s", message.uuid, delay, exc)
         return _finish(message, RETRYING, exc)
-    except FlowdockError as exc:  # refused (400/401/403/404), or an undocumented answer
+    except FlowdockError as exc:  # refused (400/401/403/404), unrenderable, or undocumented
         return _finish(message, Message.State.FAILED, exc)
+    if repairs:
+        logger.warning("Flowdock message %s was repaired: %s", message.uuid, "; ".join(repairs))
     message.state, message.status_code, message.last_error = (
         Message.State.SENT,
         response.status_code,
         "",
     )
     message.sent_at = timezone.now()
-    return Attempt(message, Message.State.SENT, response=response)
+    return Attempt(message, Message.State.SENT, response=response, repairs=repairs)
+
+
+def _is_http(transport: Any) -> bool:
+    return isinstance(transport, FlowdockClient)
 
 
 def _finish(message: Message, outcome: str, exc: FlowdockError, text: str = "") -> Attempt:
@@ -174,39 +230,44 @@ def _finish(message: Message, outcome: str, exc: FlowdockError, text: str = "") 
     return Attempt(message, outcome, exc)
 
 
-_FIELDS = ["attempts", "claimed_until", "state", "status_code", "last_error"]
-
-
-def record(attempts: list[Attempt]) -> None:
-    """Write outcomes, then send the public signals. Sent messages are written with one
-    ``UPDATE`` per status code: the common case costs one query per batch."""
-    sent: dict[int, list[Message]] = defaultdict(list)
-    for item in attempts:
-        message = item.message
-        if item.outcome == Message.State.SENT:
-            sent[message.status_code].append(message)
-        elif item.outcome == RETRYING:
-            message.save(update_fields=[*_FIELDS, "next_attempt_at"])
-        else:
-            message.save(update_fields=_FIELDS)
-    for status_code, messages in sent.items():
-        Message.objects.filter(pk__in=[m.pk for m in messages]).update(
-            attempts=F("attempts") + 1,
-            claimed_until=None,
-            state=Message.State.SENT,
-            status_code=status_code,
-            last_error="",
-            sent_at=messages[-1].sent_at,
+def record(item: Attempt) -> bool:
+    """Write one outcome, fenced by the claim; then its effects and public signals.
+    Returns False when the claim had been lost (the outcome is dropped)."""
+    message = item.message
+    fields: dict[str, Any] = {
+        "attempts": message.attempts,
+        "claimed_until": None,
+        "claim_token": "",
+        "state": message.state,
+        "status_code": message.status_code,
+        "last_error": message.last_error,
+        "payload": message.payload,
+        "repairs": "\n".join(item.repairs),
+    }
+    if item.outcome == RETRYING:
+        fields["next_attempt_at"] = message.next_attempt_at
+    if item.outcome == Message.State.SENT:
+        fields["sent_at"] = message.sent_at
+    written = Message.objects.filter(pk=message.pk, claim_token=message.claim_token).update(
+        **fields
+    )
+    if not written:
+        logger.warning(
+            "Flowdock message %s: the claim expired before its outcome (%s) was written; "
+            "a newer claim owns it",
+            message.uuid,
+            item.outcome,
         )
-    for item in attempts:
-        if item.outcome == Message.State.CANCELLED:
-            item.message.source.deactivate(item.message.last_error)
-        elif item.outcome == Message.State.FAILED and item.error is not None:
-            _mark_refused_source(item.message.source, item.error)
-        if item.outcome == Message.State.SENT:
-            message_sent.send(sender=Message, message=item.message, response=item.response)
-        elif item.outcome != RETRYING:
-            message_failed.send(sender=Message, message=item.message, error=item.error)
+        return False
+    if item.outcome == Message.State.CANCELLED:
+        message.source.deactivate(message.last_error)
+    elif item.outcome == Message.State.FAILED and item.error is not None:
+        _mark_refused_source(message.source, item.error)
+    if item.outcome == Message.State.SENT:
+        send_robust(message_sent, message=message, response=item.response)
+    elif item.outcome != RETRYING:
+        send_robust(message_failed, message=message, error=item.error)
+    return True
 
 
 def _mark_refused_source(source: Source, error: Exception) -> None:
@@ -224,18 +285,21 @@ def drain(
     *,
     message_ids: list[int] | None = None,
     limit: int | None = None,
-    client: FlowdockClient | None = None,
+    client: Any = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> DrainResult:
     """Deliver deliverable messages until none is left, ``limit`` were handled, or
     ``should_stop()`` turns true (checked before each post, so the message in hand is
     always finished and recorded).
 
-    Each round claims at most one message per thread and source, so later messages of
-    a thread go out in a later round, after the earlier one was sent. A message is
-    attempted at most once per call: a retry waits for the next drain.
+    Each round first fans out waiting changes, then claims at most one message per
+    thread and source, so later messages of a thread go out in a later round, after
+    the earlier one was sent. A message is attempted at most once per call: a retry
+    waits for the next drain. ``client`` replaces the backend's transport.
     """
-    client = client or FlowdockClient()
+    from . import get_backend
+
+    transport = client or get_backend().transport()
     result = DrainResult()
     margin = request_seconds()
     retried: set[int] = set()
@@ -247,29 +311,26 @@ def drain(
     while limit is None or result.handled < limit:
         if should_stop is not None and should_stop():
             break
+        fan_out()
         batch_size = flowdock_settings.BATCH_SIZE
         if limit is not None:
             batch_size = min(batch_size, limit - result.handled)
         batch = claim(batch_size, message_ids, retried)
         if not batch:
             break
-        done: list[Attempt] = []
-        try:
-            for index, message in enumerate(batch):
-                if (should_stop is not None and should_stop()) or _lease_too_short(
-                    message.claimed_until, margin
-                ):
-                    release(batch[index:])
-                    break
-                done.append(attempt(message, client))
-        finally:
-            record(done)
-        for item in done:
-            result.add(item.outcome)
-            if item.outcome == RETRYING:
-                retried.add(item.message.pk)
-        if len(done) < len(batch) and should_stop is not None and should_stop():
-            break
+        rendered: dict[int, tuple[dict[str, Any], Repairs]] = {}
+        for index, message in enumerate(batch):
+            stopping = should_stop is not None and should_stop()
+            if stopping or _lease_too_short(message.claimed_until, margin):
+                release(batch[index:])
+                if stopping:
+                    return result
+                break
+            item = attempt(message, transport, rendered)
+            if record(item):
+                result.add(item.outcome)
+                if item.outcome == RETRYING:
+                    retried.add(message.pk)
     return result
 
 

@@ -1,24 +1,37 @@
 from __future__ import annotations
 
-from django.utils import timezone
+from typing import Any
 
 import django_flowdock
 
-from ..models import Message
 from .base import BaseBackend
+from .engine import drain
+
+
+class LocmemResponse:
+    """What the in-memory transport answers: Flowdock's 201 with an empty body."""
+
+    status_code = 201
+
+    def json(self) -> dict[str, Any]:
+        return {}
+
+
+class LocmemTransport:
+    """Appends each payload to ``django_flowdock.outbox`` instead of posting it."""
+
+    def post_message(self, payload: dict[str, Any]) -> LocmemResponse:
+        django_flowdock.outbox.append(payload)
+        return LocmemResponse()
 
 
 class LocmemBackend(BaseBackend):
-    """Collect messages in ``django_flowdock.outbox`` instead of posting them.
+    """For a project's own tests, like Django's locmem email backend: after commit,
+    the real engine runs in this thread (fan-out, claims, rendering, outcomes, signals)
+    and what would have been posted is collected in ``django_flowdock.outbox``."""
 
-    For a project's own tests, like Django's locmem email backend. Messages still go
-    through the outbox, so a rolled-back change adds nothing to ``outbox``.
-    """
+    def dispatch(self) -> None:
+        drain()
 
-    def dispatch(self, message_ids: list[int]) -> None:
-        messages = Message.objects.filter(pk__in=message_ids).select_related("source")
-        for message in messages.order_by("pk"):
-            django_flowdock.outbox.append(message.api_payload())
-        Message.objects.filter(pk__in=message_ids).update(
-            state=Message.State.SENT, sent_at=timezone.now()
-        )
+    def transport(self) -> LocmemTransport:
+        return LocmemTransport()

@@ -45,5 +45,5 @@ def drain_outbox() -> dict[str, int]:
 
 
 class TasksBackend(BaseBackend):
-    def dispatch(self, message_ids: list[int]) -> None:
+    def dispatch(self) -> None:
         drain_outbox.enqueue()

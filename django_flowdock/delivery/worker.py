@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import connections
 
-from ..models import Message
 from .base import BaseBackend
 from .engine import DrainResult, drain
 
@@ -20,9 +18,9 @@ ONCE_MAX_FAILURES = 3
 
 
 class WorkerBackend(BaseBackend):
-    """Leave messages in the outbox for ``manage.py flowdock_worker`` to send."""
+    """Leave changes in the outbox for ``manage.py flowdock_worker`` to send."""
 
-    def queued(self, messages: Sequence[Message], *, using: str) -> None:
+    def dispatch(self) -> None:
         return None
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,6 +37,9 @@ class SandboxServer:
     def __init__(self, process: subprocess.Popen[bytes], workdir: Path, credentials: dict) -> None:
         self.process = process
         self.workdir = workdir
+        #: Called before messages() and threads() read the inbox (the pytest plugin
+        #: waits there for the app's background delivery).
+        self.before_read: Callable[[], None] = lambda: None
         self.credentials: dict[str, Any] = credentials
         self.url: str = credentials["url"]
         self.flow_token: str = credentials["source"]["flow_token"]
@@ -129,10 +133,12 @@ class SandboxServer:
         Filters: ``event``, ``flow``, ``source_id``, ``thread_id``,
         ``external_thread_id``, ``uuid``.
         """
+        self.before_read()
         return self._control("GET", "messages", params=filters)
 
     def threads(self) -> list[dict[str, Any]]:
         """Every thread, oldest first, with its latest state and message count."""
+        self.before_read()
         return self._control("GET", "threads")
 
     def sources(self) -> list[dict[str, Any]]:

@@ -6,9 +6,9 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import router, transaction
 
-from ...enqueue import queue
+from ...delivery.outbox import capture
 from ...mixins import FlowdockThread
-from ...payloads import activity_message, thread_state
+from ...models import Change
 
 CHUNK = 200
 
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         if ids is not None and len(targets) != 1:
             raise CommandError("--ids needs exactly one --model.")
         pks = [pk.strip() for pk in ids.split(",") if pk.strip()] if ids is not None else None
-        items = queued = 0
+        items = 0
         for model in targets:
             queryset = model._default_manager.order_by("pk")
             if pks is not None:
@@ -50,16 +50,16 @@ class Command(BaseCommand):
             for obj in queryset.iterator(chunk_size=CHUNK):
                 chunk.append(obj)
                 if len(chunk) == CHUNK:
-                    queued += self._queue(model, chunk)
+                    self._queue(model, chunk)
                     done += len(chunk)
                     chunk = []
                     self._progress(label, done, total)
             if chunk:
-                queued += self._queue(model, chunk)
+                self._queue(model, chunk)
                 done += len(chunk)
             self._progress(label, done, total, final=True)
             items += done
-        self.stdout.write(f"Queued {queued} messages for {items} items.")
+        self.stdout.write(f"Queued {items} items; each source receives their current state.")
 
     def _models(self, labels: list[str] | None) -> list[type]:
         if not labels:
@@ -80,13 +80,19 @@ class Command(BaseCommand):
             found.append(model)
         return found
 
-    def _queue(self, model: type, objs: list) -> int:
-        count = 0
-        with transaction.atomic(using=router.db_for_write(model)):
+    def _queue(self, model: type, objs: list) -> None:
+        using = router.db_for_write(Change)
+        label = model._meta.concrete_model._meta.label_lower
+        with transaction.atomic(using=using):
             for obj in objs:
-                message = activity_message(obj, "updated", state=thread_state(obj))
-                count += len(queue(obj, message, action="updated"))
-        return count
+                # A resync is shown even though no value changed.
+                capture(
+                    using=using,
+                    model=label,
+                    object_pk=obj.pk,
+                    event=Change.Event.UPDATED,
+                    values={"resync": True},
+                )
 
     def _progress(self, label: str, done: int, total: int, final: bool = False) -> None:
         width = 30

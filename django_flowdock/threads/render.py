@@ -1,9 +1,8 @@
 """Objects → thread state → activity and discussion messages, as the API expects them.
 
-User text is escaped here; a ``get_flowdock_*`` method may return ``mark_safe()`` HTML
-to take responsibility for its own markup. Every message is validated before it is
-queued, so a bad mapping fails at ``save()`` with the model and option named instead
-of as a 400 later.
+Runs at delivery, from the object as it is then. User text is escaped here; a
+``get_flowdock_*`` method may return ``mark_safe()`` HTML to take responsibility for
+its own markup. The engine then repairs and validates each message (``repair.py``).
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ from django.template.loader import select_template
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeData
-from django.utils.text import Truncator
+from django.utils.text import Truncator, capfirst
 
-from .conf import flowdock_settings
-from .context import current_request, current_user
-from .options import DEFAULT_URL_METHOD, Options, read_path
-from .validation import validate_message
+from ..conf import flowdock_settings
+from ..context import current_base_url, current_user
+from ..options import DEFAULT_URL_METHOD, Options, option
+from .display import read_path, shown, text
 
 TITLE_LIMIT = 255
 LABEL_LIMIT = 100
@@ -33,12 +32,17 @@ BODY_LIMIT = 8000  # the API caps content at 8096 characters
 
 
 @dataclass(frozen=True)
-class Change:
+class FieldChange:
+    """One shown difference between two states of a thread."""
+
     label: str
     old: str
     new: str
     #: Long text (the body) is reported as changed without quoting both versions.
     summary_only: bool = False
+
+    def as_list(self) -> list[Any]:
+        return [self.label, self.old, self.new, self.summary_only]
 
 
 @dataclass
@@ -74,26 +78,19 @@ class ThreadState:
             thread["actions"] = self.actions
         return thread
 
-    def changes_since(self, old: ThreadState) -> list[Change]:
+    def changes_since(self, old: ThreadState) -> list[FieldChange]:
         changes = []
         if old.title != self.title:
-            changes.append(Change("Title", old.title, self.title))
+            changes.append(FieldChange("Title", old.title, self.title))
         if old.status != self.status:
-            changes.append(Change("Status", old.status or "", self.status or ""))
+            changes.append(FieldChange("Status", old.status or "", self.status or ""))
         old_fields = dict(old.fields)
         for label, value in self.fields:
             if old_fields.get(label, value) != value:
-                changes.append(Change(label, old_fields[label], value))
+                changes.append(FieldChange(label, old_fields[label], value))
         if old.body != self.body:
-            changes.append(Change(self.body_label, old.body, self.body, summary_only=True))
+            changes.append(FieldChange(self.body_label, old.body, self.body, summary_only=True))
         return changes
-
-
-def text(value: Any) -> str:
-    """Shown form of a value: empty for None, ``str()`` for objects, safe strings kept."""
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else str(value)
 
 
 def cut(value: str, limit: int, *, html: bool = False) -> str:
@@ -130,22 +127,13 @@ def block_html(value: str, limit: int) -> str:
     return _fitted(value, limit, lambda part: linebreaksbr(part, autoescape=True))
 
 
-def option_value(instance: Any, options: Options, name: str, default: Any = None) -> Any:
-    method = getattr(instance, f"get_flowdock_{name}", None)
-    if method is not None:
-        return method()
-    spec = options.get(name)
-    return default if spec is None else read_path(instance, spec)
-
-
 def absolute_url(url: str | None) -> str | None:
-    """Flowdock needs absolute URLs; relative ones are joined to SITE_URL or the request."""
+    """Flowdock needs absolute URLs; relative ones are joined to SITE_URL, else to the
+    site the change was made on (captured from its request)."""
     if not url or "://" in url:
         return url or None
-    if flowdock_settings.SITE_URL:
-        return flowdock_settings.SITE_URL.rstrip("/") + "/" + url.lstrip("/")
-    request = current_request.get()
-    return request.build_absolute_uri(url) if request is not None else None
+    base = flowdock_settings.SITE_URL or current_base_url()
+    return base.rstrip("/") + "/" + url.lstrip("/") if base else None
 
 
 def thread_state(instance: Any, *, actions: bool = True) -> ThreadState:
@@ -155,13 +143,13 @@ def thread_state(instance: Any, *, actions: bool = True) -> ThreadState:
     status = _status(instance, options)
     fields_method = getattr(instance, "get_flowdock_fields", None)
     if fields_method is None:
-        fields = [(spec.label, text(read_path(instance, spec.path))) for spec in options.fields]
+        fields = [(spec.label, shown(instance, spec.path)) for spec in options.fields]
     else:
         fields = [(text(label), text(value)) for label, value in fields_method()]
     body_spec = options.get("body")
     return ThreadState(
-        title=text(option_value(instance, options, "title", default=str(instance))),
-        body=text(option_value(instance, options, "body")),
+        title=text(option(instance, "title", default=str(instance))),
+        body=text(option(instance, "body")),
         status=status[0],
         status_color=status[1],
         external_url=absolute_url(_external_url(instance, options)),
@@ -175,7 +163,7 @@ def _external_url(instance: Any, options: Options) -> str | None:
     spec = options.get("external_url", DEFAULT_URL_METHOD)
     if spec == DEFAULT_URL_METHOD and not hasattr(instance, DEFAULT_URL_METHOD):
         return admin_url(instance)
-    return text(option_value(instance, options, "external_url")) or None
+    return text(option(instance, "external_url")) or None
 
 
 def admin_url(instance: Any) -> str | None:
@@ -195,18 +183,18 @@ def _status(instance: Any, options: Options) -> tuple[str | None, str]:
             shown = text(value.get("value"))
             # No status (None, "") is left out: the API refuses a blank one.
             return (shown, value.get("color", "grey")) if shown else (None, "grey")
-        raw = shown = value
+        raw = value
     else:
         spec = options.get("status")
         if spec is None:
             return None, "grey"
         # Colours are keyed by the stored value; choices are shown by their label.
         raw = read_path(instance, spec, display=False)
-        shown = read_path(instance, spec)
-    if not text(shown):
+        value = read_path(instance, spec)
+    if not text(value):
         return None, "grey"
-    colors = options.get("status_colors") or {}
-    return text(shown), colors.get(raw, colors.get(text(shown), "grey"))
+    colors = option(instance, "status_colors") or {}
+    return text(value), colors.get(raw, colors.get(text(value), "grey"))
 
 
 def author(instance: Any, options: Options) -> dict[str, str]:
@@ -215,7 +203,7 @@ def author(instance: Any, options: Options) -> dict[str, str]:
     user = current_user()
     if user is not None:
         return _author_from(user)
-    value = option_value(instance, options, "author")
+    value = option(instance, "author")
     if value:
         return _author_from(value)
     return _author_from(dict(flowdock_settings.DEFAULT_AUTHOR))
@@ -226,7 +214,7 @@ def _author_from(value: Any) -> dict[str, str]:
         return {k: str(v) for k, v in value.items() if v}
     if isinstance(value, AbstractBaseUser):
         name = getattr(value, "get_full_name", lambda: "")() or value.get_username()
-        result = {"name": name}
+        result = {"name": text(name)}
         if getattr(value, "email", ""):
             result["email"] = value.email
         return result
@@ -248,7 +236,7 @@ def activity_message(
     action: str,
     *,
     state: ThreadState | None = None,
-    changes: list[Change] | tuple[Change, ...] = (),
+    changes: list[FieldChange] | tuple[FieldChange, ...] = (),
 ) -> dict[str, Any]:
     """An ``activity`` for ``action`` in created/updated/deleted."""
     options: Options = instance.flowdock_options()
@@ -256,7 +244,7 @@ def activity_message(
     context = {
         "action": action,
         "object": instance,
-        "verbose_name": options.get("verbose_name") or instance._meta.verbose_name,
+        "verbose_name": option(instance, "verbose_name") or instance._meta.verbose_name,
         "changes": changes,
         "state": state,
     }
@@ -274,18 +262,22 @@ def activity_message(
         body = render("activity_body.html", instance, context)
     if body:
         message["body"] = body
-    tags = option_value(instance, options, "tags")
+    tags = option(instance, "tags")
     if tags:
-        message["tags"] = [text(tag) for tag in tags]
-    return validate_message(message, options)
+        message["tags"] = [text(tag) for tag in (tags if _many(tags) else [tags])]
+    return message
+
+
+def _many(value: Any) -> bool:
+    return isinstance(value, (list, tuple, set, frozenset, models.QuerySet, models.Manager))
 
 
 def discussion_message(comment: Any, thread: Any) -> dict[str, Any]:
     """A ``discussion`` carrying the comment and the thread's latest state."""
     options: Options = comment.flowdock_options()
-    body = text(option_value(comment, options, "body", default=str(comment)))
+    body = text(option(comment, "body", default=str(comment)))
     context = {"comment": comment, "object": thread, "body": body}
-    message = {
+    return {
         "event": "discussion",
         "author": author(comment, options),
         "title": render("discussion_title.html", comment, context),
@@ -293,4 +285,9 @@ def discussion_message(comment: Any, thread: Any) -> dict[str, Any]:
         "external_thread_id": thread.get_flowdock_thread_id(),
         "thread": thread_state(thread).as_json(),
     }
-    return validate_message(message, options)
+
+
+def default_title(instance: Any) -> str:
+    """What an empty title becomes: "Ticket #42"."""
+    name = option(instance, "verbose_name") or instance._meta.verbose_name
+    return f"{capfirst(text(name))} #{instance.pk}"

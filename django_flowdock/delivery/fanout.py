@@ -1,0 +1,263 @@
+"""Fan-out: captured changes become one message per receiving source.
+
+Runs in the delivery engine, never on the request path. Changes are taken oldest
+first under a lock that serialises fan-outs (so messages are numbered in the order the
+changes were made, which is the per-thread delivery order), then:
+
+- each change is traced to its thread (a comment's thread is read through its
+  ``thread`` option) and the thread's sources are resolved (scope, settings);
+- a transaction's saves of one thread are coalesced into one activity (a discussion or
+  deletion in between ends the run): old values from the first, new from the last;
+- an update is described by comparing the thread as shown with the old and with the
+  new values; an update that shows no difference sends nothing.
+
+A change whose objects cannot be read (a ``get_flowdock_*`` method raised, say) is
+marked with its error and skipped; the others go on.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections, models, router, transaction
+
+from ..models import Change, Message, Source
+from ..options import option
+from ..signals import message_queued, send_robust
+from ..threads.display import M2M_OVERRIDE
+from ..threads.render import FieldChange, thread_state
+
+logger = logging.getLogger("django_flowdock.delivery")
+
+BATCH = 200
+_EVENT_NAMES = {Change.Event.COMMENTED: "discussion"}
+
+
+@dataclass
+class Traced:
+    """A change with the objects it is about, as they are now."""
+
+    change: Change
+    values: dict[str, Any]
+    instance: Any = None
+    thread: Any = None
+    thread_key: str = ""
+    absorbed: bool = False
+    described: list[FieldChange] = field(default_factory=list)
+
+
+def load(model_label: str, pk: str, deleted_values: dict[str, Any] | None = None) -> Any:
+    """The object as it is now; once deleted, rebuilt from its last captured values."""
+    model = apps.get_model(model_label)
+    instance = model._base_manager.filter(pk=pk).first()
+    if instance is not None or deleted_values is None:
+        return instance
+    return with_values(model(), deleted_values)
+
+
+def with_values(instance: Any, values: dict[str, Any]) -> Any:
+    """A copy of ``instance`` showing the captured raw ``values`` (attribute names, and
+    many-to-many field names with the related pks)."""
+    shown = copy.copy(instance)
+    shown._state = copy.copy(instance._state)
+    opts = instance._meta
+    stale = set()
+    m2m = dict(instance.__dict__.get(M2M_OVERRIDE, {}))
+    for name, raw in values.items():
+        model_field = _field(opts, name)
+        if model_field is None:
+            continue  # removed from the model since the change was captured
+        if model_field.many_to_many:
+            m2m[name] = raw
+            continue
+        try:
+            value = model_field.to_python(raw)
+        except Exception:  # a captured value the field no longer parses: show it as is
+            value = raw
+        shown.__dict__[model_field.attname] = value
+        stale.add(model_field.name)
+    shown.__dict__[M2M_OVERRIDE] = m2m
+    shown._state.fields_cache = {
+        k: v for k, v in instance._state.fields_cache.items() if k not in stale
+    }
+    return shown
+
+
+def _field(opts: Any, name: str) -> Any:
+    for candidate in [*opts.concrete_fields, *opts.many_to_many]:
+        if name in (candidate.attname, candidate.name):
+            return candidate
+    return None
+
+
+def deletion_values(change: Change) -> dict[str, Any] | None:
+    """The last values of a thread object deleted after ``change`` was made."""
+    if change.event == Change.Event.DELETED:
+        return json.loads(change.values)["last"]
+    later = (
+        Change.objects.filter(
+            model=change.model, object_pk=change.object_pk, event=Change.Event.DELETED
+        )
+        .values_list("values", flat=True)
+        .first()
+    )
+    return json.loads(later)["last"] if later else None
+
+
+def trace(change: Change) -> Traced | None:
+    """``change`` with its objects, or ``None`` when there is nothing left to show (a
+    comment deleted before it could be delivered)."""
+    values = json.loads(change.values) if change.values else {}
+    traced = Traced(change, values)
+    if change.event == Change.Event.COMMENTED:
+        comment = load(change.model, change.object_pk)
+        if comment is None:
+            return None
+        traced.instance = comment
+        traced.thread = option(comment, "thread")
+        if traced.thread is None:
+            return None
+    else:
+        traced.instance = traced.thread = load(
+            change.model, change.object_pk, deletion_values(change)
+        )
+        if traced.instance is None:
+            return None
+    traced.thread_key = traced.thread.get_flowdock_thread_id()
+    return traced
+
+
+def coalesce(traced: list[Traced]) -> None:
+    """Merge the saves of one thread within one transaction into the first of them."""
+    runs: dict[tuple[str, str], Traced] = {}
+    for item in traced:
+        change = item.change
+        key = (change.transaction, item.thread_key)
+        head = runs.get(key) if change.transaction else None
+        if change.event not in (Change.Event.CREATED, Change.Event.UPDATED):
+            runs.pop(key, None)
+        elif head is None:
+            runs[key] = item
+        else:
+            item.absorbed = True
+            if head.change.event == Change.Event.UPDATED:
+                old, new = item.values.get("old", {}), item.values.get("new", {})
+                head.values["old"] = {**old, **head.values.get("old", {})}
+                head.values["new"] = {**head.values.get("new", {}), **new}
+
+
+def describe(item: Traced) -> list[FieldChange]:
+    """What an update changed, as shown in the thread."""
+    old = thread_state(with_values(item.instance, item.values.get("old", {})), actions=False)
+    new = thread_state(with_values(item.instance, item.values.get("new", {})), actions=False)
+    return new.changes_since(old)
+
+
+def sources_for(thread: Any, action: str) -> list[int]:
+    """Ids of the active sources that receive ``action`` about ``thread``: unscoped
+    ones plus those scoped to its scope object(s), filtered by their settings."""
+    scope = option(thread, "scope")
+    scopes = [obj for obj in (scope if isinstance(scope, (list, tuple)) else [scope]) if obj]
+    matches = models.Q(scope_content_type__isnull=True)
+    for obj in scopes:
+        matches |= models.Q(
+            scope_content_type=ContentType.objects.get_for_model(obj), scope_object_id=str(obj.pk)
+        )
+    label = thread._meta.label_lower
+    return [
+        source.pk
+        for source in Source.objects.filter(matches, active=True).only("pk", "settings")
+        if source.accepts(label, action)
+    ]
+
+
+def fan_out(limit: int = BATCH) -> int:
+    """Turn up to ``limit`` captured changes into messages; return how many changes
+    were taken (0 when none is waiting)."""
+    using = router.db_for_write(Message)
+    with transaction.atomic(using=using):
+        pending = Change.objects.using(using).filter(fanned_out=False).order_by("pk")
+        if connections[using].features.has_select_for_update:
+            # Not skip_locked: a second fan-out waits, so messages keep change order.
+            pending = pending.select_for_update()
+        else:
+            take_write_lock(using, Change)
+        changes = list(pending[:limit])
+        if not changes:
+            return 0
+        traced: list[Traced] = []
+        for change in changes:
+            try:
+                # A savepoint each: a user's method that fails a query must not abort
+                # the fan-out of the other changes.
+                with transaction.atomic(using=using):
+                    item = trace(change)
+            except Exception:
+                _failed(change, "Could not read the objects of this change")
+                continue
+            if item is not None:
+                traced.append(item)
+        coalesce(traced)
+        messages: list[Message] = []
+        for item in traced:
+            if item.absorbed:
+                continue
+            try:
+                with transaction.atomic(using=using):
+                    messages += _messages_for(item)
+            except Exception:
+                _failed(item.change, "Could not describe this change or find its sources")
+        Message.objects.using(using).bulk_create(messages)
+        Change.objects.using(using).filter(pk__in=[c.pk for c in changes], error="").update(
+            fanned_out=True
+        )
+        for item in traced:
+            if item.change.described:
+                Change.objects.using(using).filter(pk=item.change.pk).update(
+                    described=item.change.described
+                )
+    by_change: dict[int, list[Message]] = {}
+    for message in messages:
+        by_change.setdefault(message.change_id, []).append(message)
+    for item in traced:
+        if item.change.pk in by_change:
+            send_robust(message_queued, messages=by_change[item.change.pk], instance=item.instance)
+    return len(changes)
+
+
+def _messages_for(item: Traced) -> list[Message]:
+    change = item.change
+    if change.event == Change.Event.UPDATED and not item.values.get("resync"):
+        described = describe(item)
+        if not described:
+            return []  # nothing the thread shows has changed
+        change.described = json.dumps([c.as_list() for c in described])
+    source_ids = sources_for(item.thread, change.event)
+    event = _EVENT_NAMES.get(change.event, "activity")
+    return [
+        Message(source_id=pk, change=change, thread_key=item.thread_key, event=event)
+        for pk in source_ids
+    ]
+
+
+def _failed(change: Change, what: str) -> None:
+    change.error = f"{what}:\n{traceback.format_exc()}"
+    logger.exception("%s (%s)", what, change)
+    Change.objects.filter(pk=change.pk).update(fanned_out=True, error=change.error)
+
+
+def take_write_lock(using: str, model: type[models.Model]) -> None:
+    """SQLite has one writer at a time: writing first makes this transaction that
+    writer (waiting for the busy timeout if needed), so no other drain can take the
+    rows chosen next, and no read lock has to be upgraded later (which fails at once
+    instead of waiting)."""
+    table = connections[using].ops.quote_name(model._meta.db_table)
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET id = id WHERE 0 = 1")  # noqa: S608 - no user input

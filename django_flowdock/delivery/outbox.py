@@ -1,0 +1,116 @@
+"""Writing captured changes to the outbox, in the transaction of the change.
+
+This is all the save path pays for the integration: one ``INSERT`` of a small row and
+one ``on_commit`` callback. Sources, rendering, validation and HTTP all happen later,
+in the delivery engine.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+import weakref
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connections, transaction
+from django.utils import timezone
+
+from ..models import Change
+
+#: connection → the token of the transaction it is in, shared by that transaction's
+#: changes so the engine can coalesce them. Cleared when the transaction commits; a
+#: token left by a rollback is harmless, since none of its rows survived.
+_transactions: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+_COLUMNS = (
+    "model",
+    "object_pk",
+    "event",
+    "values",
+    "author_pk",
+    "transaction",
+    "base_url",
+    "created_at",
+    "fanned_out",
+    "described",
+    "error",
+)
+_sql: dict[str, str] = {}
+
+
+class _Encoder(DjangoJSONEncoder):
+    """Any value a model holds becomes JSON: what the JSON encoder cannot take (bytes,
+    custom types) is kept as its ``str()``, which is how it would be shown anyway."""
+
+    def default(self, o: Any) -> Any:
+        try:
+            return super().default(o)
+        except TypeError:
+            return str(o)
+
+
+def encode(values: dict[str, Any]) -> str:
+    return json.dumps(values, cls=_Encoder) if values else ""
+
+
+def _insert_sql(connection: Any) -> str:
+    sql = _sql.get(connection.vendor)
+    if sql is None:
+        qn = connection.ops.quote_name
+        columns = ", ".join(qn(c) for c in _COLUMNS)
+        placeholders = ", ".join(["%s"] * len(_COLUMNS))
+        # Only quoted identifiers are interpolated; every value is a parameter.
+        sql = _sql[connection.vendor] = (
+            f"INSERT INTO {qn(Change._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
+        )
+    return sql
+
+
+def capture(
+    *,
+    using: str,
+    model: str,
+    object_pk: Any,
+    event: str,
+    values: dict[str, Any] | None = None,
+    author_pk: Any = None,
+    base_url: str = "",
+) -> None:
+    """Write one change row in the current transaction; the delivery backend is told
+    once the transaction commits (a rolled-back change leaves nothing behind)."""
+    connection = connections[using]
+    token = ""
+    if connection.in_atomic_block:
+        token = _transactions.get(connection) or _transactions.setdefault(
+            connection, uuid.uuid4().hex
+        )
+    created_at = Change._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
+    params = (
+        model,
+        str(object_pk),
+        event,
+        encode(values or {}),
+        "" if author_pk is None else str(author_pk),
+        token,
+        base_url,
+        created_at,
+        False,
+        "",
+        "",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(connection), params)
+    # One callback per change (a savepoint rolled back takes its callbacks with it);
+    # the first to run for a transaction hands over, the others see the token gone.
+    transaction.on_commit(lambda: _committed(connection, token), using=using, robust=True)
+
+
+def _committed(connection: Any, token: str) -> None:
+    if token:
+        if _transactions.get(connection) != token:
+            return
+        del _transactions[connection]
+    from . import get_backend
+
+    get_backend().dispatch()

@@ -1,0 +1,233 @@
+"""Model signal receivers: capture what happened, nothing more.
+
+At save the receivers record which attributes changed (their old and new raw values),
+who made the change, and what was deleted, as one outbox row per object. Whether the
+change shows in the thread, and how, is decided at delivery, from the object as it is
+then: the save path never renders, validates, signs or queries sources.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.db import models, router
+from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_save
+
+from ..conf import flowdock_settings
+from ..context import current_request, current_user
+from ..delivery.outbox import capture
+from ..mixins import FlowdockComment, FlowdockThread
+from ..models import Change
+
+_SNAPSHOT = "_flowdock_loaded"
+_M2M_BEFORE = "_flowdock_m2m_before"
+
+
+def _concrete_values(instance: Any) -> dict[str, Any]:
+    values = instance.__dict__
+    return {
+        f.attname: values[f.attname] for f in instance._meta.concrete_fields if f.attname in values
+    }
+
+
+def remember_loaded_values(sender: type, instance: Any, **kwargs: Any) -> None:
+    instance.__dict__[_SNAPSHOT] = _concrete_values(instance)
+
+
+def remember_reloaded_values(instance: Any, names: set[str] | None, deferred: set[str]) -> None:
+    """After ``refresh_from_db()`` (also how a deferred field is loaded), the values read
+    are the baseline for the next save: ``names`` were reloaded, or with ``None`` every
+    field not in ``deferred``."""
+    snapshot = instance.__dict__.setdefault(_SNAPSHOT, {})
+    values = instance.__dict__
+    for f in instance._meta.concrete_fields:
+        if names is None:
+            reloaded = f.attname not in deferred
+        else:
+            reloaded = f.name in names or f.attname in names or f.primary_key
+        if reloaded and f.attname in values:
+            snapshot[f.attname] = values[f.attname]
+
+
+def load_unknown_values(sender: type, instance: Any, raw: bool, **kwargs: Any) -> None:
+    """Fields that were deferred when the object was loaded and assigned since have no
+    known old value: read it before the save overwrites it (one query, only then)."""
+    if raw or instance._state.adding or instance.pk is None:
+        return
+    loaded = instance.__dict__.get(_SNAPSHOT)
+    if loaded is None:
+        return
+    unknown = [
+        f.attname
+        for f in instance._meta.concrete_fields
+        if f.attname in instance.__dict__ and f.attname not in loaded
+    ]
+    if not unknown:
+        return
+    using = kwargs.get("using") or instance._state.db
+    old = sender._base_manager.using(using).filter(pk=instance.pk).values(*unknown).first()
+    if old is not None:
+        loaded.update(old)
+
+
+def _context() -> dict[str, Any]:
+    """Who made the change, and the site it was made on when no SITE_URL is set."""
+    user = current_user()
+    context: dict[str, Any] = {"author_pk": None if user is None else user.pk}
+    if not flowdock_settings.SITE_URL:
+        request = current_request.get()
+        if request is not None:
+            context["base_url"] = request.build_absolute_uri("/").rstrip("/")
+    return context
+
+
+def _label(instance: Any) -> str:
+    # A proxy model's objects are the concrete model's threads.
+    return instance._meta.concrete_model._meta.label_lower
+
+
+def _using(instance: Any, kwargs: dict[str, Any]) -> str:
+    return kwargs.get("using") or router.db_for_write(Change, instance=instance)
+
+
+def thread_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs: Any) -> None:
+    if raw:
+        return
+    loaded = instance.__dict__.get(_SNAPSHOT, {})
+    current = _concrete_values(instance)
+    if created:
+        event, values = Change.Event.CREATED, None
+    else:
+        saved = _saved_attnames(instance, kwargs.get("update_fields"))
+        changed = [n for n in saved if n in loaded and n in current and loaded[n] != current[n]]
+        event = Change.Event.UPDATED
+        values = {
+            "old": {name: loaded[name] for name in changed},
+            "new": {name: current[name] for name in changed},
+        }
+    if created or values["old"]:
+        capture(
+            using=_using(instance, kwargs),
+            model=_label(instance),
+            object_pk=instance.pk,
+            event=event,
+            values=values,
+            **_context(),
+        )
+    # The snapshot records what the database holds: fields left out of update_fields
+    # keep their loaded value, so saving them later is still a change.
+    if created:
+        instance.__dict__[_SNAPSHOT] = current
+    else:
+        instance.__dict__[_SNAPSHOT] = {
+            **loaded,
+            **{name: value for name, value in current.items() if name in saved},
+        }
+
+
+def _saved_attnames(instance: Any, update_fields: Any) -> set[str]:
+    fields = instance._meta.concrete_fields
+    if update_fields is None:
+        return {f.attname for f in fields}
+    return {f.attname for f in fields if f.name in update_fields or f.attname in update_fields}
+
+
+def thread_deleted(sender: type, instance: Any, **kwargs: Any) -> None:
+    # Every value, so the thread can still be rendered once the row is gone.
+    capture(
+        using=_using(instance, kwargs),
+        model=_label(instance),
+        object_pk=instance.pk,
+        event=Change.Event.DELETED,
+        values={"last": _concrete_values(instance)},
+        **_context(),
+    )
+
+
+def comment_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs: Any) -> None:
+    if raw or not created:
+        return
+    capture(
+        using=_using(instance, kwargs),
+        model=_label(instance),
+        object_pk=instance.pk,
+        event=Change.Event.COMMENTED,
+        **_context(),
+    )
+
+
+def _related_sets(field: models.ManyToManyField, thread_pks: Any, using: str) -> dict[Any, set]:
+    """The related objects' pks of each thread in ``thread_pks`` (one query)."""
+    through = field.remote_field.through
+    source = through._meta.get_field(field.m2m_field_name()).attname
+    target = through._meta.get_field(field.m2m_reverse_field_name()).attname
+    sets: dict[Any, set] = {pk: set() for pk in thread_pks}
+    rows = through._base_manager.using(using).filter(**{f"{source}__in": list(sets)})
+    for thread_pk, related_pk in rows.values_list(source, target):
+        sets[thread_pk].add(related_pk)
+    return sets
+
+
+def _m2m_receiver(field: models.ManyToManyField) -> Any:
+    """An ``m2m_changed`` receiver for one many-to-many field of a thread model: a
+    change to the relation alone is an update of each thread it touches."""
+
+    def changed(
+        sender: type, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any
+    ) -> None:
+        if action.startswith("pre_"):
+            using = kwargs.get("using") or router.db_for_write(Change, instance=instance)
+            if not reverse:
+                threads = [instance.pk]
+            elif pk_set is not None:
+                threads = list(pk_set)
+            else:  # clearing from the related side: every thread that holds it
+                threads = list(
+                    field.model._base_manager.using(using)
+                    .filter(**{field.name: instance.pk})
+                    .values_list("pk", flat=True)
+                )
+            instance.__dict__.setdefault(_M2M_BEFORE, {})[field.name] = (
+                _related_sets(field, threads, using),
+                using,
+            )
+            return
+        before, using = instance.__dict__.get(_M2M_BEFORE, {}).pop(field.name, ({}, None))
+        for thread_pk, old in before.items():
+            if action == "post_clear":
+                new = set() if not reverse else old - {instance.pk}
+            elif reverse:
+                new = old | {instance.pk} if action == "post_add" else old - {instance.pk}
+            else:
+                new = old | set(pk_set or ()) if action == "post_add" else old - set(pk_set or ())
+            if new != old:
+                capture(
+                    using=using,
+                    model=field.model._meta.concrete_model._meta.label_lower,
+                    object_pk=thread_pk,
+                    event=Change.Event.UPDATED,
+                    values={"old": {field.name: sorted(old)}, "new": {field.name: sorted(new)}},
+                    **_context(),
+                )
+
+    return changed
+
+
+def connect_receivers() -> None:
+    for model in apps.get_models():
+        uid = model._meta.label_lower
+        if issubclass(model, FlowdockThread):
+            post_init.connect(remember_loaded_values, model, dispatch_uid=f"flowdock-init-{uid}")
+            pre_save.connect(load_unknown_values, model, dispatch_uid=f"flowdock-presave-{uid}")
+            post_save.connect(thread_saved, model, dispatch_uid=f"flowdock-save-{uid}")
+            post_delete.connect(thread_deleted, model, dispatch_uid=f"flowdock-delete-{uid}")
+            for field in model._meta.local_many_to_many:
+                m2m_changed.connect(
+                    _m2m_receiver(field),
+                    field.remote_field.through,
+                    weak=False,
+                    dispatch_uid=f"flowdock-m2m-{uid}-{field.name}",
+                )
+        if issubclass(model, FlowdockComment):
+            post_save.connect(comment_saved, model, dispatch_uid=f"flowdock-comment-{uid}")
