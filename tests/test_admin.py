@@ -105,7 +105,9 @@ def test_delivery_log_filters_by_state(admin_client, source):
     assert ">b<" not in page
 
 
-def test_retry_action_sends_failed_messages_again(admin_client, source, sandbox):
+def test_retry_action_sends_failed_messages_again(
+    transactional_db, admin_client, source, sandbox
+):
     from django_flowdock.threads.render import activity_message
     from tests.testapp.models import Ticket
 
@@ -123,9 +125,9 @@ def test_retry_action_sends_failed_messages_again(admin_client, source, sandbox)
         "/admin/django_flowdock/message/",
         {"action": "retry", "_selected_action": [failed.pk]},
     )
+    assert [t["title"] for t in sandbox.threads()] == ["Retry me"]
     failed.refresh_from_db()
     assert failed.state == Message.State.SENT
-    assert [t["title"] for t in sandbox.threads()] == ["Retry me"]
 
 
 def test_retry_leaves_a_message_a_worker_is_sending_alone(admin_client, source):
@@ -173,32 +175,26 @@ def test_no_test_message_goes_to_an_inactive_source(admin_client, source, sandbo
     assert sandbox.messages() == []
 
 
-def test_late_retry_carries_the_newest_sent_state_so_the_thread_never_goes_back(
-    admin_client, source, sandbox
+def test_late_retry_shows_the_thread_as_it_is_now_so_it_never_goes_back(
+    transactional_db, admin_client, source, sandbox, settings
 ):
-    from django_flowdock.threads.render import activity_message
+    from django_flowdock.delivery.engine import drain
     from tests.testapp.models import Ticket
 
-    old = activity_message(Ticket(pk=9, subject="Printer", state="open"), "created")
-    failed = Message.objects.create(
-        source=source,
-        thread_key="testapp.ticket:9",
-        event="activity",
-        payload=old,
-        state="failed",
-    )
-    newer = activity_message(Ticket(pk=9, subject="Printer", state="solved"), "updated")
-    Message.objects.create(
-        source=source,
-        thread_key="testapp.ticket:9",
-        event="activity",
-        payload=newer,
-        state="sent",
-    )
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
+    sandbox.inject_fault(status=400, count=1)  # the creation is refused
+    ticket = Ticket.objects.create(subject="Printer")
+    drain()
+    ticket.state = "solved"
+    ticket.save()
+    drain()
+    failed = Message.objects.get(state="failed")
     admin_client.post(
         "/admin/django_flowdock/message/", {"action": "retry", "_selected_action": [failed.pk]}
     )
+    drain()
     failed.refresh_from_db()
     assert failed.state == Message.State.SENT
     assert failed.payload["title"] == "created ticket"
+    assert failed.payload["thread"]["status"] == {"value": "solved", "color": "grey"}
     assert sandbox.threads()[0]["status"] == {"value": "solved", "color": "grey"}

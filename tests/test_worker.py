@@ -45,7 +45,7 @@ def run_worker(*args: str) -> str:
     return out.getvalue()
 
 
-def test_once_sends_everything_due_and_exits(db, source, sandbox, worker_delivery):
+def test_once_sends_everything_due_and_exits(transactional_db, source, sandbox, worker_delivery):
     make_messages(2, 2)
     output = run_worker("--once")
     assert "6 sent, 0 to retry, 0 failed, 0 cancelled" in output
@@ -53,7 +53,9 @@ def test_once_sends_everything_due_and_exits(db, source, sandbox, worker_deliver
     assert not Message.objects.pending().exists()
 
 
-def test_max_messages_stops_after_that_many(db, source, sandbox, worker_delivery):
+def test_max_messages_stops_after_that_many(
+    transactional_db, source, sandbox, worker_delivery
+):
     make_messages(3, 1)
     output = run_worker("--max-messages", "4")
     assert "4 sent" in output
@@ -67,12 +69,14 @@ def test_threads_deliver_everything_in_thread_order(
     tickets = make_messages(4, 3)
     output = run_worker("--once", "--threads", "3")
     assert "16 sent" in output
-    for index, ticket in enumerate(tickets):
-        titles = [
-            m["thread"]["title"]
-            for m in sandbox.messages(external_thread_id=ticket.get_flowdock_thread_id())
-        ]
-        assert titles == [f"T{index}", *(f"T{ticket.pk} v{n}" for n in range(3))]
+    for ticket in tickets:
+        received = sandbox.messages(external_thread_id=ticket.get_flowdock_thread_id())
+        assert [m["title"] for m in received] == ["created ticket"] + ["updated ticket"] * 3
+        # Each update says what it changed, in the order the saves were made.
+        for n, message in enumerate(received[1:]):
+            assert f"T{ticket.pk} v{n}</li>" in message["body"]
+        # Every message shows the thread as it was when it was posted: the latest.
+        assert received[-1]["thread"]["title"] == f"T{ticket.pk} v2"
 
 
 def test_continuous_worker_polls_until_stopped_and_logs(

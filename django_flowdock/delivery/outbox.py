@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -18,10 +19,31 @@ from django.utils import timezone
 
 from ..models import Change
 
-#: connection → the token of the transaction it is in, shared by that transaction's
-#: changes so the engine can coalesce them. Cleared when the transaction commits; a
-#: token left by a rollback is harmless, since none of its rows survived.
-_transactions: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+@dataclass
+class _Transaction:
+    #: Shared by the transaction's changes, so the engine can coalesce them.
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: (model, pk) → the object's values when the transaction first changed it.
+    first_seen: dict[tuple[str, Any], dict[str, Any]] = field(default_factory=dict)
+
+
+#: connection → the transaction it is in. Cleared when the transaction commits; one
+#: left by a rollback is harmless, since none of its rows survived.
+_transactions: weakref.WeakKeyDictionary[Any, _Transaction] = weakref.WeakKeyDictionary()
+
+
+def values_before(using: str, key: tuple[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
+    """The object's values when the current transaction first changed it (``loaded``
+    if this is the first time). Saves rolled back to a savepoint leave the instance's
+    own snapshot ahead of the database; these values are not."""
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        return loaded
+    current = _transactions.get(connection)
+    if current is None:
+        current = _transactions[connection] = _Transaction()
+    return current.first_seen.setdefault(key, loaded)
 
 _COLUMNS = (
     "model",
@@ -82,9 +104,10 @@ def capture(
     connection = connections[using]
     token = ""
     if connection.in_atomic_block:
-        token = _transactions.get(connection) or _transactions.setdefault(
-            connection, uuid.uuid4().hex
-        )
+        current = _transactions.get(connection)
+        if current is None:
+            current = _transactions[connection] = _Transaction()
+        token = current.token
     created_at = Change._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
     params = (
         model,
@@ -108,7 +131,8 @@ def capture(
 
 def _committed(connection: Any, token: str) -> None:
     if token:
-        if _transactions.get(connection) != token:
+        current = _transactions.get(connection)
+        if current is None or current.token != token:
             return
         del _transactions[connection]
     from . import get_backend

@@ -16,7 +16,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_init, post_s
 
 from ..conf import flowdock_settings
 from ..context import current_request, current_user
-from ..delivery.outbox import capture
+from ..delivery.outbox import capture, values_before
 from ..mixins import FlowdockComment, FlowdockThread
 from ..models import Change
 
@@ -101,9 +101,12 @@ def thread_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs
     else:
         saved = _saved_attnames(instance, kwargs.get("update_fields"))
         changed = [n for n in saved if n in loaded and n in current and loaded[n] != current[n]]
+        before = values_before(_using(instance, kwargs), (_label(instance), instance.pk), loaded)
         event = Change.Event.UPDATED
+        # Old values may equal new ones (a change undone within the transaction): kept,
+        # so coalescing takes the final value; describing then finds nothing to show.
         values = {
-            "old": {name: loaded[name] for name in changed},
+            "old": {name: before.get(name, loaded[name]) for name in changed},
             "new": {name: current[name] for name in changed},
         }
     if created or values["old"]:
