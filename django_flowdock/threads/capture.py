@@ -12,6 +12,7 @@ from typing import Any
 
 from django.apps import apps
 from django.db import models, router
+from django.db.models.fields.files import FieldFile
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_save
 
 from ..conf import flowdock_settings
@@ -27,8 +28,16 @@ _M2M_BEFORE = "_flowdock_m2m_before"
 def _concrete_values(instance: Any) -> dict[str, Any]:
     values = instance.__dict__
     return {
-        f.attname: values[f.attname] for f in instance._meta.concrete_fields if f.attname in values
+        f.attname: _raw(values[f.attname])
+        for f in instance._meta.concrete_fields
+        if f.attname in values
     }
+
+
+def _raw(value: Any) -> Any:
+    # A file's name changes in place (``obj.attachment.save(...)``): keep the name, not
+    # the FieldFile, or the snapshot would change along with the object.
+    return value.name if isinstance(value, FieldFile) else value
 
 
 def remember_loaded_values(sender: type, instance: Any, **kwargs: Any) -> None:

@@ -90,3 +90,67 @@ class Plain(models.Model):
     """A model without the mixin, for the benchmarks and negative tests."""
 
     subject = models.CharField(max_length=200)
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=50)
+
+    def __str__(self):
+        return self.name
+
+
+class Card(FlowdockThread, models.Model):
+    """Every field type a thread may show: many-to-many, datetime, choices, foreign
+    key, boolean, decimal, file and a reverse relation."""
+
+    class Kind(models.TextChoices):
+        BUG = "bug", "Bug report"
+        FEATURE = "feature", "Feature request"
+
+    title = models.CharField(max_length=200, blank=True)
+    notes = models.TextField(blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BUG)
+    due = models.DateTimeField(null=True, blank=True)
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL)
+    urgent = models.BooleanField(default=False)
+    estimate = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    attachment = models.FileField(blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="cards")
+
+    class FlowdockMeta:
+        title = "title"
+        body = "notes"
+        status = "kind"
+        status_colors = {"bug": "red", "feature": "blue"}
+        fields = [
+            "tags",
+            "due",
+            "project",
+            "urgent",
+            "estimate",
+            "attachment",
+            ("Subtasks", "subtasks"),
+        ]
+
+    def __str__(self):
+        return self.title
+
+
+class Subtask(models.Model):
+    card = models.ForeignKey(Card, on_delete=models.CASCADE, related_name="subtasks")
+    name = models.CharField(max_length=100)
+
+    def __str__(self):
+        return self.name
+
+
+class CardComment(FlowdockComment, models.Model):
+    card = models.ForeignKey(Card, on_delete=models.CASCADE, related_name="comments")
+    text = models.TextField()
+
+    class FlowdockMeta:
+        thread = "card"
+        body = "text"
+
+    def __str__(self):
+        return self.text[:50]
