@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from django_flowdock.models import FlowdockUser, OAuthApplication, Source
+from django_flowdock.testing import wait_for_delivery
 from tests.screenshots import screenshot_path
 from tests.testapp.models import Ticket
 
@@ -46,6 +47,7 @@ def test_assign_to_me_signs_in_links_and_then_assigns(site, sandbox, browser_pag
     from playwright.sync_api import expect
 
     ticket = Ticket.objects.create(subject="Polish the flux capacitor")
+    wait_for_delivery()
     page.goto(sandbox.credentials["flow"]["web_url"])
     thread = page.locator(f'article.thread[data-external-thread-id="testapp.ticket:{ticket.pk}"]')
     assign = thread.locator('button.update-action[data-action-name="Assign to me"]')

@@ -9,6 +9,7 @@ from collections import defaultdict
 import pytest
 
 from django_flowdock.delivery.engine import drain
+from django_flowdock.delivery.fanout import fan_out
 from django_flowdock.models import Message
 from tests.testapp.models import Ticket
 
@@ -40,12 +41,15 @@ def drain_until_done(deadline_seconds: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def test_every_message_arrives_once_in_thread_order_despite_faults(db, source, faulty_sandbox):
+def test_every_message_arrives_once_in_thread_order_despite_faults(
+    transactional_db, source, faulty_sandbox
+):
     tickets = [Ticket.objects.create(subject=f"Item {n}") for n in range(ITEMS)]
     for update in range(UPDATES):
         for ticket in tickets:
             ticket.subject = f"Item {ticket.pk} v{update}"
             ticket.save()
+    fan_out()
     made = list(Message.objects.order_by("pk"))
     assert len(made) == ITEMS * (UPDATES + 1)
 

@@ -8,6 +8,7 @@ import pytest
 
 from django_flowdock.models import OAuthApplication, Source
 from django_flowdock.sandbox.testing import SandboxServer
+from django_flowdock.testing import wait_for_delivery
 from tests.flowdock_connect import admin_login, screenshot
 from tests.testapp.models import Ticket
 
@@ -67,6 +68,7 @@ def test_setup_uri_from_flowdock_connects_the_flow(signed_in_page, live_server, 
     source = Source.objects.get()
     assert (source.flow_id, source.flow_path) == (flow["id"], "acme/main")
     Ticket.objects.create(subject="Polish the flux capacitor")
+    wait_for_delivery()
     [message] = app_sandbox.messages(source_id=int(source.flowdock_id))
     assert message["thread"]["title"] == "Polish the flux capacitor"
 

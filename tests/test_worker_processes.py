@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from django_flowdock.delivery.fanout import fan_out
 from django_flowdock.models import Message, Source
 from tests.local_api import RecordingServer
 from tests.testapp.models import Ticket
@@ -113,6 +114,7 @@ def test_sigkilled_worker_loses_nothing_and_repeats_only_by_uuid(
     settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
     Source.objects.create(name="Helpdesk", flow_token=sandbox.flow_token)
     tickets = make_tickets(4, updates=2)
+    fan_out()
     made = list(Message.objects.order_by("pk"))
     sandbox.inject_fault(latency=0.15, ratio=1.0)
     flowdock = {"API_URL": sandbox.url, "TIMEOUT": [0.5, 1.0], "CLAIM_TIMEOUT": 2}
@@ -140,6 +142,7 @@ def test_sigkilled_worker_loses_nothing_and_repeats_only_by_uuid(
 def test_two_workers_never_send_one_message_twice(transactional_db, local_api):
     Source.objects.create(name="Local", flow_token="t")
     tickets = make_tickets(30, updates=1)
+    fan_out()
     made = list(Message.objects.order_by("pk"))
     local_api.delay = 0.02
     flowdock = {"API_URL": local_api.url, "BATCH_SIZE": 5, "TIMEOUT": [1, 2], "CLAIM_TIMEOUT": 30}
