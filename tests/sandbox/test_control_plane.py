@@ -33,9 +33,7 @@ def state(sandbox):
     return sandbox.sources(), sandbox.faults(), sandbox.threads()
 
 
-def test_control_requests_without_the_control_header_are_403_and_change_nothing(
-    sandbox, message
-):
+def test_control_requests_without_the_control_header_are_403_and_change_nothing(sandbox, message):
     requests.post(f"{sandbox.url}/messages", json=message, timeout=10).raise_for_status()
     sandbox.inject_fault(status=503, path="/flows")
     before = state(sandbox)
