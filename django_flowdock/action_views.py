@@ -17,8 +17,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .actions import FlowdockAction, declared_actions, unsign_target
-from .authentication import FlowdockTokenAuthentication, agent_from
+from .authentication import FlowdockTokenAuthentication, agent_from, thread_applications
 from .mixins import FlowdockThread
+from .models import OAuthApplication
 from .signals import action_performed
 
 try:
@@ -38,10 +39,13 @@ class ActionUnavailable(APIException):
 class ActionView(APIView):
     """Runs the action named by the signed URL as the Flowdock user's linked Django user.
 
-    401: missing, invalid, expired or replayed token, or an unknown Flowdock user (with
-    the sign-in link); 404: altered URL, undefined action, deleted object; 403: no
-    permission; 409: the action's condition no longer holds; 400: the method raised a
-    ``ValidationError``. Nothing is changed in any of these cases.
+    404: altered URL, undefined action, deleted object (found before the token is
+    looked at, since the object decides which application may sign); 401: missing,
+    invalid, expired or replayed token, a token of an application whose sources never
+    received the thread, or an unknown Flowdock user (with the sign-in link); 403: a
+    body made for another target, or no permission; 409: the action's condition no
+    longer holds; 400: the method raised a ``ValidationError``. Nothing is changed in
+    any of these cases.
     """
 
     authentication_classes = [FlowdockTokenAuthentication]
@@ -49,8 +53,24 @@ class ActionView(APIView):
     renderer_classes = [JSONRenderer]
     throttle_classes: list[Any] = []
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Before authentication, which needs the target and would spend the token.
+        if request.method != "POST":
+            self.http_method_not_allowed(request)
+        self.target = self.resolve(kwargs["signed"])
+        super().initial(request, *args, **kwargs)
+
+    def flowdock_applications(self, request: Request) -> list[OAuthApplication]:
+        """The applications whose sources received the target object's thread: only
+        their client secrets may sign an action on it."""
+        model, pk, _action = self.target
+        instance = model._default_manager.filter(pk=pk).first()
+        if instance is None:
+            raise NotFound("The object of this action no longer exists.")
+        return list(thread_applications(instance.get_flowdock_thread_id()))
+
     def post(self, request: Request, signed: str) -> Response:
-        model, pk, action = self.resolve(signed)
+        model, pk, action = self.target
         agent = agent_from(request._request.body)
         user = request.user
         with transaction.atomic(using=router.db_for_write(model)):

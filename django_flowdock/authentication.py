@@ -2,28 +2,33 @@
 
 The ``FLOWDOCK-TOKEN`` header is a JWT (HS256) signed with the client secret of the
 developer application; its claims are ``sub`` (the Flowdock user id), ``exp`` (about
-30 seconds ahead) and ``signature`` (hex SHA-256 of the raw body). Every failure is an
-``AuthenticationFailed`` (401 with ``WWW-Authenticate: Flowdock-Token``), never a 500.
+30 seconds ahead) and ``signature`` (hex SHA-256 of the raw body). The token is
+accepted only from the application whose source received the thread, only for the
+target (URL and method) the body names, and only once. Token failures are an
+``AuthenticationFailed`` (401 with ``WWW-Authenticate: Flowdock-Token``), a body made
+for another target a ``PermissionDenied`` (403); never a 500.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import json
-import math
 import time
+from collections.abc import Iterable
 from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 import jwt
-from django.core.cache import caches
+from django.db.models import QuerySet
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.request import Request
 
-from .conf import flowdock_settings
 from .identity import claim_url
-from .models import FlowdockUser, OAuthApplication
+from .models import FlowdockUser, OAuthApplication, UsedToken
+from .threads.render import absolute_url
 
 #: Flowdock's tokens live 30 seconds; a later ``exp`` is refused so that the replay
 #: store only ever has to remember tokens for a short while.
@@ -52,13 +57,32 @@ def body_signature(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def verify_token(token: str, body: bytes) -> tuple[dict[str, Any], OAuthApplication]:
-    """The verified claims and the application whose secret signed ``token``.
+def thread_applications(thread_id: str) -> QuerySet[OAuthApplication]:
+    """The applications whose sources received the thread ``thread_id`` (an
+    ``external_thread_id``), as the outbox recorded it."""
+    return (
+        OAuthApplication.objects.filter(sources__messages__thread_key=thread_id)
+        .distinct()
+        .only("pk", "name", "client_secret")
+    )
 
-    Checks that need no secret (form, algorithm, expiry, body hash) run first, so a
-    stale or tampered request costs no query. The token does not say which application
-    signed it, so each application's secret is tried: several applications, or an old
-    and a new one while a secret is rotated, are all accepted.
+
+def verify_token(
+    token: str,
+    body: bytes,
+    applications: Iterable[OAuthApplication],
+    *,
+    url: str,
+    method: str,
+) -> tuple[dict[str, Any], OAuthApplication]:
+    """The verified claims of ``token`` and which of ``applications`` signed it.
+
+    ``applications`` are those allowed to act on the target (see
+    :func:`thread_applications`); ``url`` and ``method`` are where the request came,
+    which the body's ``target`` must name. Checks that need no secret (form,
+    algorithm, expiry, body hash) run first, so a stale or tampered request costs no
+    query; the token is recorded as used last, so only a request that passed every
+    check spends it.
     """
     try:
         header = jwt.get_unverified_header(token)
@@ -81,7 +105,13 @@ def verify_token(token: str, body: bytes) -> tuple[dict[str, Any], OAuthApplicat
     if not hmac.compare_digest(str(unverified["signature"]), body_signature(body)):
         raise _refuse("the body does not match its signature")
 
-    for application in OAuthApplication.objects.only("pk", "name", "client_secret"):
+    candidates = list(applications)
+    if not candidates:
+        raise _refuse(
+            "no source of an OAuth application received this thread; set the application "
+            "of the thread's sources (a source connected by hand has none)"
+        )
+    for application in candidates:
         try:
             claims = jwt.decode(
                 token,
@@ -96,22 +126,48 @@ def verify_token(token: str, body: bytes) -> tuple[dict[str, Any], OAuthApplicat
             raise _refuse(str(exc).rstrip(".").lower()) from None
         break
     else:
-        raise _refuse("not signed by a known application")
+        raise _refuse("not signed by the application whose source received this thread")
 
     if not isinstance(claims["sub"], str | int) or not str(claims["sub"]):
         raise _refuse("sub is not a user id")
-    _forbid_replay(token, exp)
-    return claims, application
-
-
-def _forbid_replay(token: str, exp: float) -> None:
+    check_target(body, url=url, method=method)
     # Keyed on the signed part only: the signature segment can be re-encoded (padding)
     # and still verify, so a copy of the whole token is not a reliable key.
     signed_part = token.rpartition(".")[0]
-    key = "django_flowdock:action-token:" + hashlib.sha256(signed_part.encode()).hexdigest()
-    timeout = max(1, math.ceil(exp - time.time()))
-    if not caches[flowdock_settings.ACTION_CACHE].add(key, 1, timeout=timeout):
+    expires_at = datetime.datetime.fromtimestamp(exp, tz=datetime.UTC)
+    if not UsedToken.objects.first_use("action", signed_part, expires_at):
         raise _refuse("already used")
+    return claims, application
+
+
+def check_target(body: bytes, *, url: str, method: str) -> None:
+    """Raise ``PermissionDenied`` unless the body's ``target`` names ``url`` and
+    ``method``: a signed body made for one button must not work at another's URL."""
+    try:
+        target = json.loads(body).get("target") or {}
+        named_url, named_method = target.get("urlTemplate"), target.get("httpMethod")
+    except (ValueError, AttributeError):
+        named_url = named_method = None
+    if not isinstance(named_url, str) or _normalized(named_url) != _normalized(url):
+        raise PermissionDenied(
+            "The action body's target.urlTemplate is not the URL this request was sent to."
+        )
+    if not isinstance(named_method, str) or named_method.upper() != method.upper():
+        raise PermissionDenied(
+            "The action body's target.httpMethod is not the method of this request."
+        )
+
+
+def _normalized(url: str) -> tuple[str, str, str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower(), unquote(parts.path), parts.query
+
+
+def request_url(request: Request) -> str:
+    """The URL the request came to, as the site's action URLs are built: on
+    ``FLOWDOCK["SITE_URL"]`` (a proxy may hide the scheme and host), else the request's."""
+    path = request.get_full_path()
+    return absolute_url(path) or request.build_absolute_uri(path)
 
 
 def agent_from(body: bytes) -> dict[str, Any] | None:
@@ -127,6 +183,10 @@ def agent_from(body: bytes) -> dict[str, Any] | None:
 class FlowdockTokenAuthentication(BaseAuthentication):
     """Authenticates as the Django user linked to the token's Flowdock user.
 
+    The view names the applications allowed to sign for the request with a
+    ``flowdock_applications(request)`` method (``ActionView``: those whose sources
+    received the object's thread).
+
     A valid token from a Flowdock user nobody has linked yet fails with
     ``WWW-Authenticate: Flowdock-Token url=<claim URL>``; Flowdock shows that link, and
     signing in there links the two accounts (see ``identity_views``).
@@ -137,7 +197,14 @@ class FlowdockTokenAuthentication(BaseAuthentication):
         if not token:
             return None
         body = request._request.body
-        claims, application = verify_token(token, body)
+        view = request.parser_context["view"]
+        claims, application = verify_token(
+            token,
+            body,
+            view.flowdock_applications(request),
+            url=request_url(request),
+            method=request.method,
+        )
         flowdock_user_id = str(claims["sub"])
         link = (
             FlowdockUser.objects.select_related("user")

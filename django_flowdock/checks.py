@@ -9,7 +9,7 @@ from django.apps import apps
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 
-from .conf import DEFAULTS, flowdock_settings
+from .conf import DEFAULTS, REMOVED, flowdock_settings
 from .mixins import FlowdockComment, FlowdockThread
 from .options import STATUS_COLORS, Options, has_path
 
@@ -20,8 +20,16 @@ def _error(msg: str, hint: str, id: int, obj: Any = None) -> checks.Error:
 
 @checks.register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    errors = []
-    unknown = sorted(set(flowdock_settings.user_settings) - set(DEFAULTS))
+    errors: list[checks.CheckMessage] = []
+    for name in sorted(set(flowdock_settings.user_settings) & set(REMOVED)):
+        errors.append(
+            checks.Warning(
+                f'FLOWDOCK["{name}"] is no longer used: {REMOVED[name]}.',
+                hint=f'Remove "{name}" from FLOWDOCK.',
+                id="django_flowdock.W002",
+            )
+        )
+    unknown = sorted(set(flowdock_settings.user_settings) - set(DEFAULTS) - set(REMOVED))
     if unknown:
         errors.append(
             _error(
@@ -351,3 +359,21 @@ def check_connect_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.
             )
         )
     return errors
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_site_url_https(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W003: action requests and the OAuth callback carry tokens and signed bodies,
+    which only HTTPS keeps from being read (and replayed) on the way."""
+    site_url = flowdock_settings.SITE_URL
+    parts = urlsplit(site_url) if isinstance(site_url, str) else None
+    if not parts or parts.scheme != "http" or parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        return []
+    return [
+        checks.Warning(
+            f'FLOWDOCK["SITE_URL"] = {site_url!r} is not HTTPS, so FLOWDOCK-TOKENs, action '
+            "bodies and OAuth codes reach the site readable by anyone on the way.",
+            hint='Serve the site over HTTPS and set FLOWDOCK["SITE_URL"] to its https:// URL.',
+            id="django_flowdock.W003",
+        )
+    ]

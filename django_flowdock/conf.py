@@ -41,9 +41,12 @@ DEFAULTS: dict[str, Any] = {
     "OAUTH_SCOPES": ["flow", "integration", "profile"],
     # Seconds an identity claim link (from an UpdateAction 401) stays valid.
     "CLAIM_MAX_AGE": 600,
-    # Cache alias that remembers used FLOWDOCK-TOKENs so a replayed action is refused;
-    # it must be shared by all processes serving the site (Redis, Memcached, database).
-    "ACTION_CACHE": "default",
+}
+
+#: Settings that no longer exist, with what replaced them (check django_flowdock.W002).
+REMOVED = {
+    "ACTION_CACHE": "used FLOWDOCK-TOKENs and identity claims are now kept in the "
+    "database (the django_flowdock_usedtoken table), which every process shares",
 }
 
 

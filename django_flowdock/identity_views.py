@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
+from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
 from .conf import flowdock_settings
 from .identity import Claim, read_claim
-from .models import FlowdockUser
+from .models import FlowdockUser, UsedToken
 
 TEMPLATE = "django_flowdock/identity_claim.html"
 
@@ -53,9 +53,8 @@ def _already_linked(claimed: Claim, request: HttpRequest) -> bool:
 
 
 def _first_use(value: str) -> bool:
-    key = "django_flowdock:claim:" + hashlib.sha256(value.encode()).hexdigest()
-    timeout = flowdock_settings.CLAIM_MAX_AGE + 1
-    return caches[flowdock_settings.ACTION_CACHE].add(key, 1, timeout=timeout)
+    expires_at = timezone.now() + timedelta(seconds=flowdock_settings.CLAIM_MAX_AGE + 1)
+    return UsedToken.objects.first_use("claim", value, expires_at)
 
 
 def _invalid(request: HttpRequest, reason: str) -> HttpResponse:

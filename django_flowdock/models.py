@@ -3,13 +3,15 @@ the delivery outbox."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import IntegrityError, models, router, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -312,3 +314,42 @@ class FlowdockUser(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or self.flowdock_user_id} → {self.user}"
+
+
+class UsedTokenManager(models.Manager):
+    #: Rows outlive their token a little, so a process whose clock runs behind still
+    #: finds a token another process used.
+    CLOCK_SKEW = timedelta(seconds=60)
+
+    def first_use(self, kind: str, value: str, expires_at: datetime) -> bool:
+        """Record ``value`` as used; False if any process recorded it before.
+
+        The unique digest makes two processes racing on one token disagree in the
+        database, not in a per-process cache. Expired rows are deleted on the way.
+        """
+        digest = hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
+        using = router.db_for_write(self.model)
+        self.using(using).filter(expires_at__lt=timezone.now() - self.CLOCK_SKEW).delete()
+        try:
+            with transaction.atomic(using=using):
+                self.using(using).create(digest=digest, expires_at=expires_at)
+        except IntegrityError:
+            return False
+        return True
+
+
+class UsedToken(models.Model):
+    """A single-use credential (a FLOWDOCK-TOKEN, an identity claim) already accepted,
+    kept until it expires so that a replay is refused by every process."""
+
+    digest = models.CharField(_("digest"), max_length=64, unique=True)
+    expires_at = models.DateTimeField(_("expires"), db_index=True)
+
+    objects = UsedTokenManager()
+
+    class Meta:
+        verbose_name = _("used token")
+        verbose_name_plural = _("used tokens")
+
+    def __str__(self) -> str:
+        return self.digest

@@ -10,11 +10,13 @@ bodies at DEBUG; a filter drops those records).
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +39,7 @@ logger = logging.getLogger("django_flowdock.oauth")
 SESSION_KEY = "django_flowdock_oauth"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: Refresh this long before the token's stated expiry, so a request never races it.
+#: A token that cannot be refreshed is used until the expiry itself.
 EXPIRY_MARGIN = timedelta(seconds=60)
 
 
@@ -206,32 +209,61 @@ def _token_request(
         raise FlowdockOAuthError(
             f"Could not reach Flowdock at {application.get_api_url()}: {type(exc).__name__}."
         ) from exc
+    except ValueError as exc:  # oauthlib: e.g. an expires_in that is not a number
+        raise FlowdockOAuthError(
+            f"Flowdock's token answer could not be read ({exc}). Nothing was connected."
+        ) from exc
 
 
 def _token_fields(token: dict[str, Any]) -> dict[str, Any]:
-    expires_in = token.get("expires_in")
+    # Flowdock's docs show scopes as "flow,private"; oauthlib splits on spaces only.
     scope = token.get("scope") or ""
+    words = scope if isinstance(scope, list) else [str(scope)]
     return {
         "access_token": token["access_token"],
         "refresh_token": token.get("refresh_token") or "",
-        "scope": " ".join(scope) if isinstance(scope, list) else scope,
-        "expires_at": timezone.now() + timedelta(seconds=float(expires_in)) if expires_in else None,
+        "scope": " ".join(part for word in words for part in re.split(r"[\s,]+", word) if part),
+        "expires_at": _expires_at(token.get("expires_in")),
     }
 
 
+def _expires_at(expires_in: Any) -> datetime | None:
+    """When a token granted now with ``expires_in`` seconds expires. No value, or 0
+    (which oauthlib drops, and which some servers send for tokens that do not expire),
+    means no stated expiry; the API's 401 is then the only sign."""
+    try:
+        seconds = float(expires_in)
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(seconds) and seconds > 0):
+        return None
+    return timezone.now() + timedelta(seconds=seconds)
+
+
 def access_token(token: OAuthToken) -> str:
-    """A usable access token for ``token``: refreshed (and saved) when it expired."""
-    if token.expires_at is None or token.expires_at - EXPIRY_MARGIN > timezone.now():
+    """A usable access token for ``token``.
+
+    Within ``EXPIRY_MARGIN`` of its expiry it is refreshed first (and saved, when the
+    token is stored), so any lifetime works, even one shorter than the margin. Without
+    a refresh token it is used until it expires, then ``FlowdockOAuthError`` asks to
+    connect again.
+    """
+    now = timezone.now()
+    if token.expires_at is None or token.expires_at - EXPIRY_MARGIN > now:
         return token.access_token
-    return refresh(token).access_token
+    if token.refresh_token or token.expires_at <= now:
+        return refresh(token).access_token
+    return token.access_token
 
 
 def refresh(token: OAuthToken) -> OAuthToken:
     """Trade the refresh token for a new access token and store both.
 
-    Refreshes of one stored grant run one at a time: a refresh token may work only once
-    (Flowdock can rotate it), so a caller holding a copy that another one already
-    refreshed takes the stored result instead of spending the old refresh token.
+    A token not saved yet (one just granted by the OAuth callback) is refreshed in
+    place; its caller saves it. Refreshes of one stored grant run one at a time: a
+    refresh token may work only once (Flowdock can rotate it), so a caller holding a
+    copy that another one already refreshed takes the stored result instead of
+    spending the old refresh token.
     """
     if token.pk is None:
         return _refresh(token)
@@ -269,6 +301,7 @@ def _refresh(token: OAuthToken) -> OAuthToken:
         fields["refresh_token"] = token.refresh_token
     for name, value in fields.items():
         setattr(token, name, value)
-    token.save(update_fields=list(fields))
-    logger.info("Refreshed the Flowdock OAuth token %s.", token.pk)
+    if token.pk is not None:
+        token.save(update_fields=list(fields))
+    logger.info("Refreshed the Flowdock OAuth token %s.", token.pk or "(not saved yet)")
     return token

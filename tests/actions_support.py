@@ -9,10 +9,16 @@ SECRET = "app-secret-1-0123456789abcdef0123456789abcdef"
 FLOWDOCK_USER_ID = "77"
 
 
-def make_application(client_id="app-1", secret=SECRET):
-    return OAuthApplication.objects.create(
+def make_application(client_id="app-1", secret=SECRET, *, source=True):
+    """An OAuth application and (unless ``source=False``) a source of it, as connecting
+    a flow leaves them: threads created afterwards are posted through that source, so
+    the application's secret may sign actions on them."""
+    application = OAuthApplication.objects.create(
         name=client_id, client_id=client_id, client_secret=secret
     )
+    if source:
+        make_source(application, name=f"{client_id} flow")
+    return application
 
 
 def make_user(username="marty", *, can_change=True, link=True):
@@ -26,8 +32,12 @@ def make_user(username="marty", *, can_change=True, link=True):
     return User.objects.get(pk=user.pk)  # fresh, without a cached permission set
 
 
-def make_source():
-    return Source.objects.create(name="Helpdesk", flow_token="token-1")
+def make_source(application=None, *, name="Helpdesk", scope=None):
+    source = Source(name=name, flow_token=f"token-{name}", application=application)
+    if scope is not None:
+        source.scope = scope
+    source.save()
+    return source
 
 
 def post(client, request):

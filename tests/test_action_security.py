@@ -1,5 +1,6 @@
 """Every forged, stale, replayed or unauthorised action request is refused with the right
-status, and nothing changes: the ticket stays as it was and no message is queued."""
+status, and nothing changes: the ticket stays as it was and no message is queued (the
+one left is the ticket's creation, which records the source its thread went to)."""
 
 import hashlib
 import json
@@ -8,16 +9,14 @@ import time
 import jwt
 import pytest
 from django.core import signing
-from django.core.cache import cache
 from django.urls import reverse
 
-from django_flowdock.models import Message
+from django_flowdock.models import Message, Source
 from django_flowdock.testing import signed_action_headers
 from tests.actions_support import (
     FLOWDOCK_USER_ID,
     SECRET,
     make_application,
-    make_source,
     make_user,
     post,
     signed,
@@ -29,11 +28,7 @@ OTHER_SECRET = "another-application-secret-0123456789abcdef"
 
 @pytest.fixture(autouse=True)
 def setup(db):
-    cache.clear()
     make_application()
-    make_source()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
@@ -43,15 +38,18 @@ def user():
 
 @pytest.fixture
 def ticket(user):
-    ticket = Ticket.objects.create(subject="Polish", state="open")
-    Message.objects.all().delete()
-    return ticket
+    return Ticket.objects.create(subject="Polish", state="open")
+
+
+def forget_later_messages():
+    """Keep only the creation message of the ticket: its thread's record."""
+    Message.objects.exclude(pk=Message.objects.order_by("pk").first().pk).delete()
 
 
 def assert_unchanged(ticket):
     fresh = Ticket.objects.get(pk=ticket.pk)
     assert (fresh.state, fresh.assignee_id) == ("open", None)
-    assert Message.objects.count() == 0
+    assert Message.objects.count() == 1
 
 
 def token(body, *, secret=SECRET, **claims):
@@ -73,23 +71,49 @@ def assert_token_refused(response, reason):
     assert reason in response.json()["detail"]
 
 
+NOT_THIS_THREADS_APPLICATION = "not signed by the application whose source received this thread"
+
+
 def test_token_signed_with_a_wrong_secret_is_401(client, ticket):
     request = signed(ticket, "Assign to me", client_secret="wrong-" + SECRET)
-    assert_token_refused(post(client, request), "not signed by a known application")
+    assert_token_refused(post(client, request), NOT_THIS_THREADS_APPLICATION)
     assert_unchanged(ticket)
 
 
-def test_token_signed_for_another_application_is_401(client, ticket):
+def test_token_of_an_application_whose_sources_never_received_the_thread_is_401(client, ticket):
+    # Application B is registered and has a source, but the ticket was posted through
+    # A's source only: B's secret must not act on it.
+    make_application("app-2", OTHER_SECRET)
     request = signed(ticket, "Assign to me", client_secret=OTHER_SECRET)
-    assert_token_refused(post(client, request), "not signed by a known application")
+    assert_token_refused(post(client, request), NOT_THIS_THREADS_APPLICATION)
     assert_unchanged(ticket)
 
 
-def test_each_registered_application_secret_is_accepted(client, ticket):
-    make_application("app-2", OTHER_SECRET)  # a second application, or a rotated secret
-    assert (
-        post(client, signed(ticket, "Assign to me", client_secret=OTHER_SECRET)).status_code == 200
-    )
+def test_each_application_whose_source_received_the_thread_may_sign(client, user):
+    make_application("app-2", OTHER_SECRET)
+    ticket = Ticket.objects.create(subject="In two flows")  # posted through both sources
+    assert {m.source.application.client_id for m in Message.objects.all()} == {"app-1", "app-2"}
+    for secret, action in ((SECRET, "Assign to me"), (OTHER_SECRET, "Mark as solved")):
+        response = post(client, signed(ticket, action, client_secret=secret))
+        assert response.status_code == 200, response.content
+    ticket.refresh_from_db()
+    assert (ticket.assignee, ticket.state) == (user, "solved")
+
+
+def test_thread_posted_only_through_sources_connected_by_hand_is_401(client, user):
+    Source.objects.update(application=None)
+    ticket = Ticket.objects.create(subject="Polish", state="open")
+    request = signed(ticket, "Assign to me")
+    assert_token_refused(post(client, request), "set the application of the thread's sources")
+    assert_unchanged(ticket)
+
+
+def test_thread_whose_messages_went_to_no_source_is_401(client, user):
+    Source.objects.all().delete()
+    ticket = Ticket.objects.create(subject="Polish", state="open")
+    response = post(client, signed(ticket, "Assign to me"))
+    assert_token_refused(response, "no source of an OAuth application received this thread")
+    assert (Ticket.objects.get(pk=ticket.pk).assignee_id, Message.objects.count()) == (None, 0)
 
 
 def test_expired_token_is_401(client, ticket):
@@ -152,7 +176,7 @@ def test_replayed_token_is_401(client, ticket):
     request = signed(ticket, "Mark as solved")
     assert post(client, request).status_code == 200
     Ticket.objects.filter(pk=ticket.pk).update(state="open")
-    Message.objects.all().delete()
+    forget_later_messages()
 
     assert_token_refused(post(client, request), "already used")
     assert_unchanged(ticket)
@@ -181,7 +205,7 @@ def test_action_the_model_does_not_define_is_404(client, ticket):
 
 def test_target_altered_to_another_object_is_404(client, ticket):
     other = Ticket.objects.create(subject="Other")
-    Message.objects.all().delete()
+    Message.objects.filter(thread_key=other.get_flowdock_thread_id()).delete()
     url, body, headers = signed(ticket, "Assign to me")
     payload, _signature = url.rstrip("/").rsplit("/", 1)[1].rsplit(":", 1)
     forged_payload = (
@@ -238,7 +262,7 @@ def test_action_whose_condition_no_longer_holds_is_409(client, ticket, user):
     Ticket.objects.filter(pk=ticket.pk).update(assignee=user)
     response = post(client, signed(ticket, "Assign to me"))
     assert response.status_code == 409
-    assert Message.objects.count() == 0
+    assert Message.objects.count() == 1
 
 
 def test_get_is_not_allowed(client, ticket):
@@ -246,4 +270,44 @@ def test_get_is_not_allowed(client, ticket):
     headers = signed_action_headers(b"", client_secret=SECRET, flowdock_user_id=FLOWDOCK_USER_ID)
     response = client.get(url, headers=headers)
     assert response.status_code == 405
+    assert_unchanged(ticket)
+
+
+# The body names its target; a signed body made for one button works at no other URL.
+
+
+def test_body_made_for_another_tickets_action_is_403_at_this_url(client, user):
+    nine = Ticket.objects.create(subject="Nine", state="open")
+    ten = Ticket.objects.create(subject="Ten", state="open")
+    solve_nine = signed(nine, "Mark as solved")  # valid, unused
+    assign_ten = signed(ten, "Assign to me")
+
+    response = client.post(
+        assign_ten.url, solve_nine.body, content_type="application/json", headers=solve_nine.headers
+    )
+
+    assert response.status_code == 403, response.content
+    assert "target.urlTemplate" in response.json()["detail"]
+    assert [(t.state, t.assignee_id) for t in Ticket.objects.all()] == [("open", None)] * 2
+    assert Message.objects.count() == 2  # the two creations, nothing since
+    # Refused before it was spent: the request still works where it was made for.
+    assert post(client, solve_nine).status_code == 200
+
+
+def test_body_naming_another_http_method_is_403(client, ticket):
+    action = json.loads(signed(ticket, "Assign to me").body)
+    action["target"]["httpMethod"] = "DELETE"
+    request = signed(ticket, "Assign to me", body=json.dumps(action).encode())
+
+    response = post(client, request)
+
+    assert response.status_code == 403, response.content
+    assert "target.httpMethod" in response.json()["detail"]
+    assert_unchanged(ticket)
+
+
+def test_body_without_a_target_is_403(client, ticket):
+    request = signed(ticket, "Assign to me", body=b'{"@type": "UpdateAction"}')
+    response = post(client, request)
+    assert response.status_code == 403, response.content
     assert_unchanged(ticket)

@@ -3,7 +3,6 @@
 import django
 import pytest
 from django.core import signing
-from django.core.cache import cache
 from django.db import models
 from django.test.utils import isolate_apps
 from django.urls import resolve
@@ -21,17 +20,10 @@ from django_flowdock.mixins import FlowdockThread
 from django_flowdock.models import Message
 from django_flowdock.signals import action_performed
 from django_flowdock.threads.render import thread_state
-from tests.actions_support import make_application, make_source, make_user, post, signed
+from tests.actions_support import make_application, make_user, post, signed
 from tests.testapp.models import Ticket
 
 urlpatterns: list = []  # a URLconf without django_flowdock.urls, for E025
-
-
-@pytest.fixture(autouse=True)
-def _empty_replay_store():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def names(actions):
@@ -185,7 +177,6 @@ def test_view_actions_method_overrides_the_option(db, monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_linked_user_assigns_ticket_and_a_new_activity_by_them_is_queued(client, locmem):
     make_application()
-    make_source()
     user = make_user()
     ticket = Ticket.objects.create(subject="Polish the flux capacitor")
     locmem.clear()

@@ -4,7 +4,7 @@ import pytest
 from django.db import models
 from django.test.utils import isolate_apps
 
-from django_flowdock.checks import check_model, check_settings
+from django_flowdock.checks import check_model, check_settings, check_site_url_https
 from django_flowdock.mixins import FlowdockComment, FlowdockThread
 from tests.testapp.models import Plain, Ticket
 
@@ -129,6 +129,34 @@ def test_unknown_setting_is_e005(settings):
     assert ids(errors) == ["django_flowdock.E005"]
     assert "API_ULR" in errors[0].msg
     assert "API_URL" in errors[0].hint
+
+
+def test_removed_action_cache_setting_is_w002_naming_the_database_store(settings):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "ACTION_CACHE": "default"}
+    errors = check_settings()
+    assert ids(errors) == ["django_flowdock.W002"]
+    assert "kept in the database" in errors[0].msg
+    assert errors[0].hint == 'Remove "ACTION_CACHE" from FLOWDOCK.'
+
+
+def test_plain_http_site_url_is_w003_in_deploy_checks(settings):
+    from django.core import checks
+
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "SITE_URL": "http://helpdesk.example"}
+    errors = check_site_url_https()
+    assert ids(errors) == ["django_flowdock.W003"]
+    assert "https://" in errors[0].hint
+    deploy = checks.run_checks(include_deployment_checks=True, tags=[checks.Tags.security])
+    assert "django_flowdock.W003" in ids(deploy)
+    assert "django_flowdock.W003" not in ids(checks.run_checks(tags=[checks.Tags.security]))
+
+
+@pytest.mark.parametrize(
+    "site_url", ["https://helpdesk.example", "http://127.0.0.1:8000", "http://localhost", None]
+)
+def test_https_or_loopback_site_url_passes_w003(settings, site_url):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "SITE_URL": site_url}
+    assert check_site_url_https() == []
 
 
 @pytest.mark.parametrize("url", ["api.flowdock.com", "ftp://x", "https://", 42, "https://x/?a=1"])

@@ -71,22 +71,30 @@ def test_resync_refuses_bad_arguments_with_the_fix(worker_delivery, args, error)
         run("flowdock_resync", *args)
 
 
-def test_prune_deletes_only_sent_messages_older_than_the_setting(worker_delivery):
-    for n in range(4):
+def test_prune_deletes_old_sent_messages_but_keeps_the_newest_of_each_thread(worker_delivery):
+    first = Ticket.objects.create(subject="T0")
+    for n in range(1, 4):
         Ticket.objects.create(subject=f"T{n}")
     fan_out()
-    old_sent, new_sent, old_failed, pending = Message.objects.order_by("pk")
+    first.subject = "T0 again"
+    first.save()
+    fan_out()
+    old_sent, new_sent, old_failed, pending, newest_of_first = Message.objects.order_by("pk")
     long_ago = timezone.now() - timedelta(days=31)
-    Message.objects.filter(pk=old_sent.pk).update(state="sent", sent_at=long_ago)
+    Message.objects.filter(pk__in=[old_sent.pk, newest_of_first.pk]).update(
+        state="sent", sent_at=long_ago
+    )
     Message.objects.filter(pk=new_sent.pk).update(state="sent", sent_at=timezone.now())
     Message.objects.filter(pk=old_failed.pk).update(state="failed", created_at=long_ago)
 
     assert "1 sent messages older than 30 days." in run("flowdock_prune", "--dry-run")
-    assert Message.objects.count() == 4
+    assert Message.objects.count() == 5
     assert "Deleted 1 sent messages older than 30 days." in run("flowdock_prune")
+    # The newest message of a thread records the source (and application) it went to.
     assert set(Message.objects.values_list("pk", flat=True)) == {
         new_sent.pk,
         old_failed.pk,
         pending.pk,
+        newest_of_first.pk,
     }
-    assert "Deleted 1 sent" in run("flowdock_prune", "--days", "0")
+    assert "Deleted 0 sent" in run("flowdock_prune", "--days", "0")

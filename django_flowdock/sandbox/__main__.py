@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .options import add_arguments
+from .options import add_arguments, allowed_hosts
 
 SETTINGS_MODULE = "django_flowdock.sandbox.settings"
 
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     # The sandbox has its own settings even when started from a project's shell.
     os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
     os.environ["FLOWDOCK_SANDBOX_DB"] = str(Path(db).resolve())
+    os.environ["FLOWDOCK_SANDBOX_HOSTS"] = ",".join(allowed_hosts(args.host, args.allowed_host))
 
     import django
     from django.core.management import call_command

@@ -1,18 +1,22 @@
 """``/_sandbox/...``: JSON endpoints for tests and scripts to inspect and steer the sandbox.
 
-They are no part of Flowdock's API and need no credentials: the sandbox is local.
+They are no part of Flowdock's API and need no credentials: the sandbox is local. A
+web page the developer visits must still not steer it, so requests that change
+something need the ``X-Sandbox-Control`` header and, when a browser names one, the
+sandbox's own ``Origin``; ``ALLOWED_HOSTS`` keeps other host names out.
 """
 
 from django.utils import timezone
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .faults import in_flight, registry
 from .models import AccessToken, AuthorizationCode, Flow, Message, Source, Thread
+from .options import CONTROL_HEADER
 from .representations import (
     base_url,
     message_record,
@@ -24,9 +28,25 @@ from .seed import credentials
 from .writes import write_transaction
 
 
+class ScriptsOnly(BasePermission):
+    """Reads for anyone on an allowed host; changes only from scripts (see module)."""
+
+    message = (
+        f"Send the header {CONTROL_HEADER}: 1 with requests that change the sandbox; "
+        "they are refused from web pages of other sites."
+    )
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        origin = request.headers.get("Origin")
+        own = f"{request.scheme}://{request.get_host()}"
+        return bool(request.headers.get(CONTROL_HEADER)) and origin in (None, own)
+
+
 class ControlView(APIView):
     authentication_classes: list[type] = []
-    permission_classes = [AllowAny]
+    permission_classes = [ScriptsOnly]
 
 
 def seed_source() -> Source:

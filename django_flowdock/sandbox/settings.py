@@ -1,14 +1,43 @@
 """Settings of the sandbox process; unrelated to the settings of the project it serves.
 
-``python -m django_flowdock.sandbox`` sets ``FLOWDOCK_SANDBOX_DB`` before Django starts.
+``python -m django_flowdock.sandbox`` sets ``FLOWDOCK_SANDBOX_DB`` and
+``FLOWDOCK_SANDBOX_HOSTS`` before Django starts.
 """
 
 import os
+import secrets
+from pathlib import Path
 
-# The sandbox is a local development tool that holds no real secrets.
-SECRET_KEY = "flowdock-sandbox-development-only"  # noqa: S105
+from django.core.exceptions import ImproperlyConfigured
+
+from .options import DEFAULT_DB, LOOPBACK_NAMES
+
+DATABASE_FILE = Path(os.environ.get("FLOWDOCK_SANDBOX_DB", DEFAULT_DB))
+
+
+def _secret_key(path: Path) -> str:
+    """The key kept in ``path``, made on first start: random per sandbox (a public
+    key would let any page forge what it signs), stable across its restarts."""
+    if not path.exists():
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(50))
+        try:
+            os.link(partial, path)  # atomic: of two sandboxes starting at once, one key wins
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise ImproperlyConfigured(f"The sandbox's secret key file {path} is empty; delete it.")
+    return key
+
+
+SECRET_KEY = _secret_key(DATABASE_FILE.with_name(DATABASE_FILE.name + ".secret-key"))
 DEBUG = False
-ALLOWED_HOSTS = ["*"]
+ALLOWED_HOSTS = os.environ.get("FLOWDOCK_SANDBOX_HOSTS", ",".join(LOOPBACK_NAMES)).split(",")
 
 INSTALLED_APPS = ["rest_framework", "django_flowdock.sandbox"]
 MIDDLEWARE = [
@@ -23,7 +52,7 @@ APPEND_SLASH = False
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("FLOWDOCK_SANDBOX_DB", "flowdock-sandbox.sqlite3"),
+        "NAME": str(DATABASE_FILE),
         "OPTIONS": {"timeout": 20},
     }
 }

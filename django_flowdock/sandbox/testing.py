@@ -22,6 +22,7 @@ from typing import Any
 import requests
 
 from .launch import sandbox_environment
+from .options import CONTROL_HEADER
 
 STARTUP_TIMEOUT = 60.0
 TIMEOUT = 10
@@ -46,6 +47,7 @@ class SandboxServer:
         self.client_id: str = credentials["application"]["client_id"]
         self.client_secret: str = credentials["application"]["client_secret"]
         self.session = requests.Session()
+        self.session.headers[CONTROL_HEADER] = "1"
 
     @classmethod
     def start(

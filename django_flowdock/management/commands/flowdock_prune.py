@@ -1,10 +1,16 @@
-"""``manage.py flowdock_prune``: delete old sent messages from the outbox."""
+"""``manage.py flowdock_prune``: delete old sent messages from the outbox.
+
+The newest message of each thread and source is kept however old: it records which
+sources (so which applications) received the thread, which decides whose
+FLOWDOCK-TOKEN may act on it.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Max
 from django.utils import timezone
 
 from ...conf import flowdock_settings
@@ -14,7 +20,10 @@ CHUNK = 5000
 
 
 class Command(BaseCommand):
-    help = 'Delete sent messages older than FLOWDOCK["PRUNE_AFTER_DAYS"] days.'
+    help = (
+        'Delete sent messages older than FLOWDOCK["PRUNE_AFTER_DAYS"] days, except the '
+        "newest of each thread and source."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -34,7 +43,15 @@ class Command(BaseCommand):
                 'Give --days or set FLOWDOCK["PRUNE_AFTER_DAYS"] to a number of days (>= 0).'
             )
         cutoff = timezone.now() - timedelta(days=days)
-        old = Message.objects.filter(state=Message.State.SENT, sent_at__lt=cutoff)
+        newest = (
+            Message.objects.order_by()
+            .values("source", "thread_key")
+            .annotate(newest=Max("pk"))
+            .values("newest")
+        )
+        old = Message.objects.filter(state=Message.State.SENT, sent_at__lt=cutoff).exclude(
+            pk__in=newest
+        )
         if dry_run:
             self.stdout.write(f"{old.count()} sent messages older than {days:g} days.")
             return
