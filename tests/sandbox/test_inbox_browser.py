@@ -74,6 +74,7 @@ def test_update_action_sends_a_verifiable_flowdock_token(
         "title": "commented",
         "body": "<p>Use the <em>good</em> polish, Marty.</p>",
         "external_thread_id": "1234567",
+        "thread": message["thread"],
     }
     for payload in (message, other, discussion):
         response = requests.post(f"{sandbox.url}/messages", json=payload, timeout=10)

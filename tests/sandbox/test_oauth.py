@@ -88,7 +88,7 @@ def test_allow_redirects_with_code_and_state_and_token_answer_is_form_encoded(sa
     assert response.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
     token = {key: values[0] for key, values in parse_qs(response.text).items()}
     assert token["token_type"] == "bearer"
-    assert token["scope"] == "flow profile"
+    assert token["scope"] == "flow,profile"  # comma-separated, as in the docs' example
     assert int(token["expires_in"]) > 0
     assert "refresh_token" not in token
     user = requests.get(f"{sandbox.url}/user", headers=bearer(token["access_token"]), timeout=10)
@@ -177,7 +177,7 @@ def test_wrong_client_secret_is_invalid_client(sandbox, consent):
 
 def test_offline_access_grants_a_rotating_refresh_token(sandbox, consent):
     json_answer = {"Accept": "application/json"}
-    grant = code_grant(sandbox, consent(scope="flow offline_access")["code"])
+    grant = code_grant(sandbox, consent(scope="flow profile offline_access")["code"])
     first = exchange(sandbox, grant, headers=json_answer).json()
     refresh = {
         "grant_type": "refresh_token",
@@ -192,7 +192,7 @@ def test_offline_access_grants_a_rotating_refresh_token(sandbox, consent):
     assert renewed.status_code == 200
     assert renewed.json()["access_token"] != first["access_token"]
     assert renewed.json()["refresh_token"] != first["refresh_token"]
-    assert renewed.json()["scope"] == "flow offline_access"
+    assert renewed.json()["scope"] == "flow,profile,offline_access"
     user = requests.get(
         f"{sandbox.url}/user", headers=bearer(renewed.json()["access_token"]), timeout=10
     )
