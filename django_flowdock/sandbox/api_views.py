@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from django.db.models import Q, QuerySet
 from django.http import (
+    HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
     QueryDict,
@@ -615,12 +616,12 @@ class AnyContent(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def wants_event_stream(request: Request) -> bool:
-    accept = request.query_params.get("accept") or request.headers.get("Accept", "")
+def wants_event_stream(request: HttpRequest) -> bool:
+    accept = request.GET.get("accept") or request.headers.get("Accept", "")
     return "text/event-stream" in accept
 
 
-def stream_response(request: Request, flows: list[Flow]) -> StreamingHttpResponse:
+def stream_response(request: HttpRequest, flows: list[Flow]) -> StreamingHttpResponse:
     last_event_id = request.headers.get("Last-Event-ID", "")
     after = int(last_event_id) if last_event_id.isdigit() else latest_message_id()
     items = messages_after(flows, after, message_json)

@@ -64,6 +64,7 @@ pages = [
     path("app/faults", ui_views.faults, name="faults"),
     path("app/applications/<int:pk>", ui_views.application, name="application"),
     path("app/<slug:organization>/<slug:flow>", ui_views.inbox, name="inbox"),
+    path("app/<slug:organization>/<slug:flow>/stream", ui_views.inbox_stream, name="inbox-stream"),
     path(
         "app/<slug:organization>/<slug:flow>/threads/<str:thread_id>/actions/<int:index>",
         ui_views.run_action,
