@@ -3,6 +3,7 @@ stream.flowdock.com (the latter under ``/stream``)."""
 
 import base64
 import binascii
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -412,6 +413,8 @@ class UsersView(FlowdockView):
 
 
 THREAD_PAGE = 30
+MILLISECOND = timedelta(milliseconds=1)
+ZERO = timedelta(0)
 
 
 class ThreadListView(FlowdockView):
@@ -421,12 +424,14 @@ class ThreadListView(FlowdockView):
     def get(self, request: Request, organization: str, flow: str) -> Response:
         params = parameters(request)
         threads = get_flow(organization, flow).threads.select_related("source__application")
-        for name, lookup in (("since", "updated_at__gt"), ("until", "updated_at__lt")):
+        # Timestamps are written in milliseconds: "after" means from the next one on.
+        bounds = (("since", "updated_at__gte", MILLISECOND), ("until", "updated_at__lt", ZERO))
+        for name, lookup, step in bounds:
             if params.get(name):
                 moment = parse_datetime(str(params[name]))
                 if moment is None:
                     raise ValidationError({name: ["is not an ISO 8601 date"]})
-                threads = threads.filter(**{lookup: moment})
+                threads = threads.filter(**{lookup: moment + step})
         application = str(params.get("application", ""))
         if application == "chat":
             threads = threads.filter(source=None)
