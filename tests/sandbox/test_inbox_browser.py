@@ -163,6 +163,7 @@ def test_image_attachment_renders_inline_and_through_cid(sandbox, message, brows
     assert inline.evaluate("e => e.complete && e.naturalWidth") == 24
     attached = page.locator("article.thread img.attachment-image")
     assert attached.evaluate("e => e.complete && e.naturalWidth") == 24
+    page.locator("article.thread").screenshot(path=str(screenshot_path("sandbox-attachment.png")))
     stored = requests.get(f"{sandbox.url}{attached.get_attribute('src')}", timeout=10)
     assert stored.content == image
     assert stored.headers["Content-Type"] == "image/png"

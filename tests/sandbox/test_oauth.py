@@ -241,3 +241,44 @@ def test_creating_a_source_needs_the_integration_scope(sandbox, consent):
     assert created.status_code == 201
     assert created.json()["application"]["name"] == sandbox.credentials["application"]["name"]
     assert created.json()["flow_token"]
+
+
+def test_token_exchange_requires_the_redirect_uri(sandbox, consent):
+    grant = code_grant(sandbox, consent()["code"])
+    del grant["redirect_uri"]
+
+    response = exchange(sandbox, grant, headers={"Accept": "application/json"})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_out_of_band_redirect_shows_the_code_in_the_url(sandbox, submit_form):
+    query = {
+        "client_id": sandbox.client_id,
+        "response_type": "code",
+        "redirect_uri": "urn:ietf:wg:oauth:2.0:oob",
+        "scope": "flow",
+    }
+    url = f"{sandbox.url}/oauth/authorize"
+    answer = submit_form(
+        requests.Session(),
+        f"{url}?{requests.compat.urlencode(query)}",
+        {**query, "decision": "allow"},
+        action=url,
+        allow_redirects=False,
+    )
+
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    assert location.startswith("/oauth/authorize/")
+    code = location.rsplit("/", 1)[1]
+    page = requests.get(f"{sandbox.url}{location}", timeout=10)
+    assert f'<code id="authorization-code">{code}</code>' in page.text
+    token = exchange(
+        sandbox,
+        {**code_grant(sandbox, code), "redirect_uri": "urn:ietf:wg:oauth:2.0:oob"},
+        headers={"Accept": "application/json"},
+    )
+    assert token.status_code == 200
+    assert token.json()["scope"] == "flow"
