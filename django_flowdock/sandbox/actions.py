@@ -4,6 +4,7 @@ import hashlib
 import json
 import re
 import time
+from http import HTTPStatus
 from typing import Any
 
 import jwt
@@ -55,6 +56,52 @@ def perform_action(thread: Thread, index: int, user: User) -> ActionInvocation:
     return invocation
 
 
+def describe(invocation: ActionInvocation, application_name: str) -> dict[str, Any]:
+    """What the inbox tells the person who pressed the button: a sentence, not a dump."""
+    name = invocation.action_name
+    app = application_name or "the integration"
+    result: dict[str, Any] = {
+        "status_code": invocation.status_code,
+        "sign_in_url": invocation.sign_in_url,
+    }
+    if invocation.sign_in_url:
+        return {**result, "kind": "sign-in", "text": f"Sign in to {app} to use “{name}”."}
+    said = _said(invocation.detail)
+    if invocation.ok:
+        text = said or "done."
+        return {
+            **result,
+            "kind": "ok",
+            "text": text if text.startswith(name) else f"{name}: {text}",
+        }
+    if invocation.status_code is None:
+        reason = invocation.detail or f"{app} could not be reached."
+        return {**result, "kind": "error", "text": f"{name} failed: {reason}"}
+    try:
+        phrase = HTTPStatus(invocation.status_code).phrase.lower()
+    except ValueError:
+        phrase = "an error"
+    text = f"{name} failed: {app} answered {phrase} ({invocation.status_code})"
+    return {**result, "kind": "error", "text": f"{text}: {said}" if said else f"{text}."}
+
+
+def _said(detail: str) -> str:
+    """The human part of an answer: a JSON ``detail``/``message``, or short plain text."""
+    try:
+        data = json.loads(detail)
+    except ValueError:
+        text = detail.strip()
+        return text if text and len(text) <= 200 and "<" not in text else ""
+    if isinstance(data, dict):
+        for key in ("detail", "message", "error"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                return " ".join(value)
+    return ""
+
+
 def _send(invocation: ActionInvocation, request: dict[str, Any]) -> None:
     try:
         response = requests.request(**request, timeout=TIMEOUT, allow_redirects=False)
@@ -68,4 +115,4 @@ def _send(invocation: ActionInvocation, request: dict[str, Any]) -> None:
         invocation.detail = "Sign in to the integration first."
         return
     invocation.ok = response.ok
-    invocation.detail = response.text[:300]
+    invocation.detail = response.text[:2000]

@@ -12,15 +12,20 @@ from .models import AccessToken, Source, User
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
-    """``Authorization: Bearer TOKEN``; ``request.auth`` is the :class:`AccessToken`."""
+    """``Authorization: Bearer TOKEN`` or ``?access_token=TOKEN``; ``request.auth`` is the
+    :class:`AccessToken`."""
 
     def authenticate(self, request: Request) -> tuple[User, AccessToken] | None:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
+        if scheme.lower() == "bearer":
+            credentials = credentials.strip()
+        elif request.query_params.get("access_token"):
+            credentials = request.query_params["access_token"]
+        else:
             return None
         token = (
             AccessToken.objects.select_related("user", "application")
-            .filter(access_token=credentials.strip())
+            .filter(access_token=credentials)
             .first()
         )
         if token is None or token.expires_at < timezone.now():
@@ -90,7 +95,21 @@ class IsSandboxUser(permissions.BasePermission):
         return isinstance(request.user, User)
 
 
-def require_scope(request: Request, scope: str) -> None:
-    """OAuth tokens need ``scope``; API tokens act with the user's full rights."""
-    if isinstance(request.auth, AccessToken) and scope not in request.auth.scopes:
-        raise InsufficientScope(f"This endpoint requires the OAuth scope '{scope}'.")
+class HasScope(IsSandboxUser):
+    """An OAuth token needs one of the view's ``scopes``; API tokens act with the user's
+    full rights and flow tokens reach only the views that accept them."""
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        scopes = getattr(view, "scopes", ())
+        if isinstance(request.auth, AccessToken) and scopes:
+            require_scope(request, *scopes)
+        return True
+
+
+def require_scope(request: Request, *scopes: str) -> None:
+    """OAuth tokens need one of ``scopes``; API tokens act with the user's full rights."""
+    if isinstance(request.auth, AccessToken) and not request.auth.scopes & set(scopes):
+        names = " or ".join(f"'{scope}'" for scope in scopes)
+        raise InsufficientScope(f"This endpoint requires the OAuth scope {names}.")

@@ -181,6 +181,7 @@ def reset() -> None:
     in_flight.wait_idle(timeout=30)
     with write_transaction():
         Thread.objects.all().delete()
+        Message.objects.all().delete()
         Source.objects.filter(is_seed=False).delete()
         Source.objects.filter(is_seed=True).update(
             removed_at=None, error_message="", configuration_url=""

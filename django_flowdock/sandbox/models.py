@@ -39,6 +39,8 @@ class User(models.Model):
     email = models.EmailField()
     avatar = models.URLField(blank=True)
     api_token = models.CharField(max_length=64, unique=True, default=hex_token)
+    # What the user last set with a ``status`` message.
+    status = models.CharField(max_length=8096, blank=True)
 
     # DRF's permission classes ask every authenticated principal this.
     is_authenticated = True
@@ -109,8 +111,11 @@ class Source(models.Model):
 class Thread(models.Model):
     id = models.CharField(primary_key=True, max_length=64, default=opaque_id)
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="threads")
-    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="threads")
-    external_thread_id = models.CharField(max_length=255)
+    # None for a thread a chat message started; such threads are not in the team inbox.
+    source = models.ForeignKey(
+        Source, on_delete=models.CASCADE, null=True, blank=True, related_name="threads"
+    )
+    external_thread_id = models.CharField(max_length=255, blank=True)
     title = models.TextField()
     body = models.TextField(blank=True)
     external_url = models.URLField(max_length=2000, blank=True)
@@ -125,7 +130,9 @@ class Thread(models.Model):
         ordering = ["-updated_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["source", "external_thread_id"], name="unique_external_thread"
+                fields=["source", "external_thread_id"],
+                condition=~models.Q(external_thread_id=""),
+                name="unique_external_thread",
             )
         ]
 
@@ -134,24 +141,76 @@ class Thread(models.Model):
 
 
 class Message(models.Model):
+    """Anything posted to a flow: inbox activities and discussions, chat messages,
+    comments, statuses and files."""
+
+    INBOX_EVENTS = ("activity", "discussion")
+
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="messages")
-    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="messages")
-    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
+    # The integration that posted it (flow token); None when a user did.
+    source = models.ForeignKey(
+        Source, on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+    )
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+    )
+    thread = models.ForeignKey(
+        Thread, on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+    )
+    # The commented message, for ``comment`` events.
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="comments"
+    )
     event = models.CharField(max_length=20)
-    title = models.TextField()
+    content = models.JSONField(null=True, blank=True)
+    title = models.TextField(blank=True)
     body = models.TextField(blank=True)
     author = models.JSONField(default=dict)
     tags = models.JSONField(default=list)
     uuid = models.CharField(max_length=255, blank=True)
+    # True when the flow already had a message with this uuid: kept, and shown as such.
+    repeated = models.BooleanField(default=False)
     # The thread as this message left it, as Flowdock returns it with each message.
     thread_state = models.JSONField(default=dict)
+    edited_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
 
     def __str__(self) -> str:
-        return f"{self.event}: {self.title}"
+        return f"{self.event}: {self.title or self.content}"
+
+    @property
+    def app(self) -> str:
+        return "influx" if self.event in self.INBOX_EVENTS else "chat"
+
+
+def file_token() -> str:
+    return secrets.token_hex(16)
+
+
+class Attachment(models.Model):
+    """A stored file: an uploaded ``file`` message or an inbox message's attachment."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    # The id bodies use as ``cid:ID``; may be blank.
+    content_id = models.CharField(max_length=255, blank=True)
+    token = models.CharField(max_length=32, unique=True, default=file_token)
+    file_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255)
+    data = models.BinaryField()
+    size = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type.startswith("image/")
 
 
 class ActionInvocation(models.Model):
@@ -210,4 +269,4 @@ class AccessToken(models.Model):
 
     @property
     def scopes(self) -> set[str]:
-        return set(self.scope.split())
+        return set(self.scope.replace(",", " ").split())

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from rest_framework.permissions import AllowAny
@@ -27,6 +28,8 @@ SCOPES = {
     "integration": "Add integrations (sources) to your flows",
 }
 DEFAULT_SCOPE = "flow private"
+#: The redirect URI of installed applications: the code is shown, not sent anywhere.
+OUT_OF_BAND = "urn:ietf:wg:oauth:2.0:oob"
 
 
 def with_query(url: str, **params: str) -> str:
@@ -58,7 +61,8 @@ def authorize(request: HttpRequest) -> HttpResponse:
     redirect_uri = params.get("redirect_uri") or application.callback_uri
     if not redirect_uri:
         return error_page(request, "redirect_uri is required: the application has no callback URI.")
-    if application.callback_uri and redirect_uri != application.callback_uri:
+    out_of_band = redirect_uri == OUT_OF_BAND
+    if application.callback_uri and redirect_uri != application.callback_uri and not out_of_band:
         return error_page(
             request,
             f"redirect_uri {redirect_uri!r} does not match the application's callback URI "
@@ -95,7 +99,14 @@ def authorize(request: HttpRequest) -> HttpResponse:
         code = AuthorizationCode.objects.create(
             application=application, user=user, redirect_uri=redirect_uri, scope=scope
         )
+    if out_of_band:
+        return HttpResponseRedirect(reverse("flowdock_sandbox:authorized", args=[code.code]))
     return HttpResponseRedirect(with_query(redirect_uri, code=code.code, **answer))
+
+
+def authorized(request: HttpRequest, code: str) -> HttpResponse:
+    """Where an out-of-band authorization ends: the code is in the page's URL."""
+    return render(request, "flowdock_sandbox/authorized.html", {"code": code})
 
 
 class TokenView(APIView):
@@ -152,7 +163,13 @@ class TokenView(APIView):
         if code.expired:
             return self.invalid_grant(request, "The authorization code has expired.")
         redirect_uri = request.data.get("redirect_uri")
-        if redirect_uri and redirect_uri != code.redirect_uri:
+        if not redirect_uri:
+            return self.answer(
+                request,
+                {"error": "invalid_request", "error_description": "redirect_uri is required."},
+                status=400,
+            )
+        if redirect_uri != code.redirect_uri:
             return self.invalid_grant(request, "redirect_uri differs from the authorization's.")
         return self.issue(request, application, code.user, code.scope, code=code)
 
@@ -189,7 +206,8 @@ class TokenView(APIView):
             "access_token": token.access_token,
             "token_type": "bearer",
             "expires_in": int(AccessToken.LIFETIME.total_seconds()),
-            "scope": scope,
+            # Comma-separated, as in the docs' example answer ("flow,private").
+            "scope": ",".join(scope.replace(",", " ").split()),
         }
         if token.refresh_token:
             data["refresh_token"] = token.refresh_token

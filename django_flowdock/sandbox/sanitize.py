@@ -25,9 +25,10 @@ DROPPED_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed"
 
 
 class _Sanitizer(HTMLParser):
-    def __init__(self, allowed_tags: frozenset[str]) -> None:
+    def __init__(self, allowed_tags: frozenset[str], cids: dict[str, str]) -> None:
         super().__init__(convert_charrefs=True)
         self.allowed_tags = allowed_tags
+        self.cids = cids
         self.out: list[str] = []
         self.open_tags: list[str] = []
         self.skipping: str | None = None
@@ -44,6 +45,11 @@ class _Sanitizer(HTMLParser):
         for name, value in attrs:
             if name not in ALLOWED_ATTRIBUTES.get(tag, ()) or value is None:
                 continue
+            if name in URL_ATTRIBUTES and value.strip().lower().startswith("cid:"):
+                # An attachment the message carries, referenced by its content id.
+                value = self.cids.get(value.strip()[4:], "")
+                if not value:
+                    continue
             if (
                 name in URL_ATTRIBUTES
                 and urlsplit(value.strip()).scheme.lower() not in SAFE_SCHEMES
@@ -84,25 +90,11 @@ class _Sanitizer(HTMLParser):
         return "".join(self.out) + "".join(f"</{tag}>" for tag in reversed(self.open_tags))
 
 
-def sanitize_html(html: str, allowed_tags: frozenset[str] = BODY_TAGS) -> str:
-    """Return ``html`` with only allowed tags, attributes and URL schemes left."""
-    sanitizer = _Sanitizer(allowed_tags)
+def sanitize_html(
+    html: str, allowed_tags: frozenset[str] = BODY_TAGS, cids: dict[str, str] | None = None
+) -> str:
+    """Return ``html`` with only allowed tags, attributes and URL schemes left; ``cid:``
+    URLs point to the attachment of that content id in ``cids``, or are dropped."""
+    sanitizer = _Sanitizer(allowed_tags, cids or {})
     sanitizer.feed(html or "")
     return sanitizer.result()
-
-
-class _TagCollector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: set[str] = set()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.add(tag)
-
-
-def disallowed_tags(html: str, allowed_tags: frozenset[str] = LINK_TAGS) -> set[str]:
-    """The tags in ``html`` outside ``allowed_tags``: titles and field values allow ``<a>``."""
-    collector = _TagCollector()
-    collector.feed(html or "")
-    collector.close()
-    return collector.tags - allowed_tags

@@ -6,7 +6,7 @@ from django.http import QueryDict
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from .sanitize import disallowed_tags
+from .tags import split_tags
 
 STATUS_COLORS = (
     "red",
@@ -21,30 +21,56 @@ STATUS_COLORS = (
     "blue",
 )
 BLANK = "can't be blank"
+# The docs cap chat content at 8096 characters; the sandbox holds bodies to the same.
+CONTENT_LIMIT = 8096
+TOO_LONG = "is too long (maximum is {max_length} characters)"
 ERROR_MESSAGES = {
     "required": BLANK,
     "blank": BLANK,
     "null": BLANK,
     "invalid_choice": "is not included in the list",
+    "max_length": TOO_LONG,
 }
+INBOX_EVENTS = ("activity", "discussion")
+CHAT_EVENTS = ("message", "comment", "status", "file")
+
+
+class OmittedIfNull:
+    """``null`` counts as not given: the docs' own samples send ``"body": null``."""
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data is None:
+            data = empty
+        return super().validate_empty_values(data)  # type: ignore[misc]
+
+
+class OptionalText(OmittedIfNull, serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("default", "")
+        kwargs.setdefault("error_messages", ERROR_MESSAGES)
+        super().__init__(**kwargs)
+
+
+class OptionalURL(OmittedIfNull, serializers.URLField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, allow_blank=True, default="", **kwargs)
 
 
 def text(**kwargs: Any) -> serializers.CharField:
     return serializers.CharField(error_messages=ERROR_MESSAGES, **kwargs)
 
 
-def links_only(value: str) -> str:
-    tags = disallowed_tags(value)
-    if tags:
-        listed = ", ".join(f"<{tag}>" for tag in sorted(tags))
-        raise serializers.ValidationError(f"may only contain <a> tags, found {listed}")
-    return value
+class OptionalEmail(OmittedIfNull, serializers.EmailField):
+    def __init__(self) -> None:
+        super().__init__(required=False, allow_blank=True, default="")
 
 
 class AuthorSerializer(serializers.Serializer):
     name = text()
-    avatar = serializers.URLField(required=False, allow_blank=True)
-    email = serializers.EmailField(required=False, allow_blank=True)
+    avatar = OptionalURL()
+    email = OptionalEmail()
 
 
 class StatusSerializer(serializers.Serializer):
@@ -54,7 +80,8 @@ class StatusSerializer(serializers.Serializer):
 
 class FieldSerializer(serializers.Serializer):
     label = text()
-    value = text(allow_blank=True, validators=[links_only])
+    # Only <a> is rendered; other markup is accepted and shown as text, as in Flowdock.
+    value = OptionalText()
 
 
 class TargetSerializer(serializers.Serializer):
@@ -97,13 +124,21 @@ class ActionSerializer(serializers.Serializer):
         return action
 
 
+class NullableList(OmittedIfNull, serializers.ListField):
+    pass
+
+
+class NullableFields(OmittedIfNull, serializers.ListSerializer):
+    pass
+
+
 class ThreadSerializer(serializers.Serializer):
-    title = text(validators=[links_only])
-    body = serializers.CharField(required=False, allow_blank=True, default="")
-    external_url = serializers.URLField(required=False, allow_blank=True, default="")
+    title = text()
+    body = OptionalText(max_length=CONTENT_LIMIT)
+    external_url = OptionalURL()
     status = StatusSerializer(required=False, allow_null=True, default=None)
-    fields = FieldSerializer(many=True, required=False, default=list)
-    actions = serializers.ListField(required=False, default=list)
+    fields = NullableFields(child=FieldSerializer(), required=False, default=list)
+    actions = NullableList(required=False, default=list)
 
     def validate_actions(self, actions: list[Any]) -> list[dict[str, Any]]:
         valid, errors = [], []
@@ -119,29 +154,33 @@ class ThreadSerializer(serializers.Serializer):
         return valid
 
 
-class TagsField(serializers.ListField):
+class TagsField(OmittedIfNull, serializers.Field):
     """A JSON list or, as in form posts, one comma-separated string."""
 
-    child = serializers.CharField()
+    def __init__(self) -> None:
+        super().__init__(required=False, default=list)
 
     def to_internal_value(self, data: Any) -> list[str]:
-        if isinstance(data, str):
-            data = [tag.strip() for tag in data.split(",") if tag.strip()]
-        return super().to_internal_value(data)
+        if not isinstance(data, str | list):
+            raise serializers.ValidationError("must be a list or a comma-separated string")
+        return split_tags(data)
+
+    def to_representation(self, value: list[str]) -> list[str]:
+        return value
 
 
 class MessageSerializer(serializers.Serializer):
-    event = serializers.ChoiceField(
-        choices=("activity", "discussion"), error_messages=ERROR_MESSAGES
-    )
+    """An ``activity`` or ``discussion``: what integrations post to the team inbox."""
+
+    event = serializers.ChoiceField(choices=INBOX_EVENTS, error_messages=ERROR_MESSAGES)
     author = AuthorSerializer(error_messages=ERROR_MESSAGES)
-    title = text(validators=[links_only])
-    body = serializers.CharField(required=False, allow_blank=True, default="")
-    external_thread_id = serializers.CharField(required=False, allow_blank=True, default="")
-    thread_id = serializers.CharField(required=False, allow_blank=True, default="")
-    thread = ThreadSerializer(required=False, allow_null=True, default=None)
-    tags = TagsField(required=False, default=list)
-    uuid = serializers.CharField(required=False, allow_blank=True, default="")
+    title = text()
+    body = OptionalText(max_length=CONTENT_LIMIT)
+    external_thread_id = OptionalText()
+    thread_id = OptionalText()
+    thread = ThreadSerializer(error_messages=ERROR_MESSAGES)
+    tags = TagsField()
+    uuid = OptionalText()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs["external_thread_id"] and not attrs["thread_id"]:
@@ -149,9 +188,21 @@ class MessageSerializer(serializers.Serializer):
         return attrs
 
 
+class ChatMessageSerializer(serializers.Serializer):
+    """A ``message``, ``comment`` or ``status`` a user posts; ``file`` content is separate."""
+
+    event = serializers.ChoiceField(choices=CHAT_EVENTS, error_messages=ERROR_MESSAGES)
+    content = text(max_length=CONTENT_LIMIT, trim_whitespace=False)
+    thread_id = OptionalText()
+    message = serializers.IntegerField(required=False, allow_null=True, default=None)
+    tags = TagsField()
+    uuid = OptionalText()
+    external_user_name = OptionalText()
+
+
 class SourceSerializer(serializers.Serializer):
     name = text(max_length=200)
-    external_url = serializers.URLField(required=False, allow_blank=True, default="")
+    external_url = OptionalURL()
 
 
 class SourceUpdateSerializer(serializers.Serializer):

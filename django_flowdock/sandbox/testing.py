@@ -129,14 +129,17 @@ class SandboxServer:
         """Everything the sandbox printed so far: credentials and request lines."""
         return (self.workdir / "sandbox.log").read_text(errors="replace")
 
-    def messages(self, **filters: Any) -> list[dict[str, Any]]:
-        """Every accepted message in post order.
+    def messages(self, include_repeats: bool = False, **filters: Any) -> list[dict[str, Any]]:
+        """Every accepted message in post order, each ``uuid`` once.
 
-        Filters: ``event``, ``flow``, ``source_id``, ``thread_id``,
-        ``external_thread_id``, ``uuid``.
+        A message posted again with a ``uuid`` the flow had already seen is stored and
+        shown in the inbox as "posted again"; it is listed here only with
+        ``include_repeats=True`` (then with ``"repeated": true``). Filters: ``event``,
+        ``flow``, ``source_id``, ``thread_id``, ``external_thread_id``, ``uuid``.
         """
         self.before_read()
-        return self._control("GET", "messages", params=filters)
+        records = self._control("GET", "messages", params=filters)
+        return records if include_repeats else [r for r in records if not r["repeated"]]
 
     def threads(self) -> list[dict[str, Any]]:
         """Every thread, oldest first, with its latest state and message count."""

@@ -1,14 +1,22 @@
 """The web pages: team inbox, sources, developer application, faults."""
 
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from .actions import perform_action
+from .actions import describe, perform_action
+from .api_views import storage_path, stream_response
 from .control_views import FaultSerializer, reset, revoke, seed_source
 from .faults import registry
-from .models import Application, Flow, Source, Thread
+from .models import ActionInvocation, Application, Flow, Message, Source, Thread
 from .oauth_views import sandbox_user, with_query
 from .representations import base_url
 from .writes import write_transaction
@@ -34,25 +42,65 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def inbox(request: HttpRequest, organization: str, flow: str) -> HttpResponse:
+    """The team inbox: the list of threads and one open thread (``?thread=ID``, else the
+    latest). ``?fragment=1`` renders just the two panes, which the page's script swaps
+    in when its stream reports a new message."""
     current = get_flow(organization, flow)
-    threads = current.threads.select_related("source__application").prefetch_related(
-        "messages", "invocations"
+    threads = list(
+        current.threads.exclude(source=None)
+        .select_related("source__application")
+        .prefetch_related("messages")
     )
-    return render(
-        request,
-        "flowdock_sandbox/inbox.html",
-        {
-            **navigation(current),
-            "threads": threads,
-            "broken_sources": current.sources.filter(removed_at=None).exclude(error_message=""),
-        },
-    )
+    wanted = request.GET.get("thread")
+    opened = next((thread for thread in threads if thread.id == wanted), None)
+    opened = opened or (threads[0] if threads else None)
+    timeline = []
+    if opened is not None:
+        timeline = list(
+            opened.messages.select_related("user", "parent").prefetch_related("attachments")
+        )
+    result = None
+    if opened is not None and request.GET.get("result", "").isdigit():
+        invocation = ActionInvocation.objects.filter(
+            thread=opened, pk=int(request.GET["result"])
+        ).first()
+        if invocation is not None:
+            application = opened.source.application
+            result = describe(invocation, application.name if application else "")
+    context = {
+        **navigation(current),
+        "threads": threads,
+        "opened": opened,
+        "result": result,
+        "timeline": timeline,
+        "cids": attachment_urls(timeline),
+        "broken_sources": current.sources.filter(removed_at=None).exclude(error_message=""),
+    }
+    template = "inbox_panes.html" if request.GET.get("fragment") else "inbox.html"
+    return render(request, f"flowdock_sandbox/{template}", context)
+
+
+def attachment_urls(messages: list[Message]) -> dict[str, str]:
+    """Content id → stored file, for ``cid:`` references in the thread's bodies."""
+    return {
+        attachment.content_id: storage_path(attachment)
+        for message in messages
+        for attachment in message.attachments.all()
+        if attachment.content_id
+    }
+
+
+def inbox_stream(request: HttpRequest, organization: str, flow: str) -> StreamingHttpResponse:
+    """The inbox page's own stream: the flow's messages as the signed-in user sees them."""
+    return stream_response(request, [get_flow(organization, flow)])
 
 
 @require_POST
 def run_action(
     request: HttpRequest, organization: str, flow: str, thread_id: str, index: int
 ) -> HttpResponse:
+    """Press an action. The page's script asks for JSON and shows the sentence briefly;
+    without script the inbox is shown again with the result."""
     thread = get_object_or_404(
         Thread.objects.select_related("source__application"),
         flow=get_flow(organization, flow),
@@ -60,9 +108,13 @@ def run_action(
     )
     if index >= len(thread.actions):
         raise Http404("No such action.")
-    perform_action(thread, index, sandbox_user())
+    invocation = perform_action(thread, index, sandbox_user())
+    application = thread.source.application if thread.source else None
+    result = describe(invocation, application.name if application else "")
+    if "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse(result)
     url = reverse("flowdock_sandbox:inbox", args=[organization, flow])
-    return HttpResponseRedirect(f"{url}#thread-{thread.id}")
+    return HttpResponseRedirect(f"{url}?thread={thread.id}&result={invocation.pk}")
 
 
 def sources(request: HttpRequest, organization: str, flow: str) -> HttpResponse:

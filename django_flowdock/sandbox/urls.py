@@ -9,10 +9,20 @@ FLOW = "flows/<slug:organization>/<slug:flow>"
 
 api = [
     path("messages", api_views.MessagesView.as_view(), name="messages"),
+    path("comments", api_views.CommentsView.as_view(), name="comments"),
     path("flows", api_views.FlowListView.as_view(), name="flows"),
     path("flows/all", api_views.FlowListView.as_view(), name="flows-all"),
     path("flows/find", api_views.FlowFindView.as_view(), name="flows-find"),
     path(FLOW, api_views.FlowDetailView.as_view(), name="flow"),
+    path(f"{FLOW}/messages", api_views.FlowMessagesView.as_view(), name="flow-messages"),
+    path(f"{FLOW}/messages/<int:pk>", api_views.MessageDetailView.as_view(), name="flow-message"),
+    path(
+        f"{FLOW}/messages/<int:message>/comments",
+        api_views.CommentsView.as_view(),
+        name="message-comments",
+    ),
+    path(f"{FLOW}/users", api_views.UsersView.as_view(), name="flow-users"),
+    path("users", api_views.UsersView.as_view(), name="users"),
     path(f"{FLOW}/threads", api_views.ThreadListView.as_view(), name="threads"),
     path(f"{FLOW}/threads/<str:thread_id>", api_views.ThreadDetailView.as_view(), name="thread"),
     path(
@@ -24,7 +34,13 @@ api = [
     path(f"{FLOW}/sources/<int:pk>", api_views.SourceDetailView.as_view(), name="source"),
     path("sources", api_views.SourcesView.as_view(), name="sources"),
     path("user", api_views.UserView.as_view(), name="user"),
+    path("files/<str:flow_id>/<str:token>/<str:name>", api_views.FileView.as_view(), name="file"),
+    path("storage/<str:token>/<str:name>", api_views.stored_file, name="stored-file"),
+    # stream.flowdock.com, on the same host under /stream.
+    path("stream/flows", api_views.StreamView.as_view(), name="stream"),
+    path(f"stream/{FLOW}", api_views.StreamView.as_view(), name="stream-flow"),
     path("oauth/authorize", oauth_views.authorize, name="authorize"),
+    path("oauth/authorize/<str:code>", oauth_views.authorized, name="authorized"),
     path("oauth/token", oauth_views.TokenView.as_view(), name="token"),
 ]
 
@@ -48,6 +64,7 @@ pages = [
     path("app/faults", ui_views.faults, name="faults"),
     path("app/applications/<int:pk>", ui_views.application, name="application"),
     path("app/<slug:organization>/<slug:flow>", ui_views.inbox, name="inbox"),
+    path("app/<slug:organization>/<slug:flow>/stream", ui_views.inbox_stream, name="inbox-stream"),
     path(
         "app/<slug:organization>/<slug:flow>/threads/<str:thread_id>/actions/<int:index>",
         ui_views.run_action,

@@ -74,3 +74,52 @@ def submit_form():
     ``action`` is where the form posts, when not back to the page itself.
     """
     return _submit_form
+
+
+OAUTH_REDIRECT_URI = "http://127.0.0.1:9/flowdock/callback"
+
+
+@pytest.fixture
+def oauth_token(sandbox):
+    """``oauth_token("flow profile")``: an access token the sandbox user granted with
+    that scope, through the consent page and the token endpoint."""
+
+    def grant(scope):
+        session = requests.Session()
+        query = {
+            "client_id": sandbox.client_id,
+            "response_type": "code",
+            "redirect_uri": OAUTH_REDIRECT_URI,
+            "scope": scope,
+            "state": "s",
+        }
+        url = f"{sandbox.url}/oauth/authorize"
+        answer = _submit_form(
+            session,
+            f"{url}?{requests.compat.urlencode(query)}",
+            {**query, "decision": "allow"},
+            action=url,
+            allow_redirects=False,
+        )
+        code = re.search(r"[?&]code=([^&]+)", answer.headers["Location"]).group(1)
+        token = requests.post(
+            f"{sandbox.url}/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": OAUTH_REDIRECT_URI,
+                "client_id": sandbox.client_id,
+                "client_secret": sandbox.client_secret,
+            },
+            headers={"Accept": "application/json"},
+            timeout=10,
+        )
+        token.raise_for_status()
+        return token.json()["access_token"]
+
+    return grant
+
+
+@pytest.fixture
+def integration_token(oauth_token):
+    return oauth_token("flow integration")

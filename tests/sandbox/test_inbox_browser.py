@@ -1,9 +1,13 @@
-"""The inbox in a real browser: status colours, fields, and an UpdateAction round trip."""
+"""The inbox in a real browser: live updates from the stream, status colours, fields,
+attachments, long bodies, and an UpdateAction round trip."""
 
+import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import jwt
@@ -43,9 +47,137 @@ def action_endpoint():
     thread.join()
 
 
-def test_update_action_sends_a_verifiable_flowdock_token(
+def post(sandbox, payload, **kwargs):
+    response = requests.post(f"{sandbox.url}/messages", timeout=10, **kwargs, json=payload)
+    assert response.status_code == 202, response.text
+
+
+def open_inbox(page, sandbox):
+    """Open the inbox and wait until its stream is connected."""
+    page.goto(sandbox.credentials["flow"]["web_url"])
+    page.locator('#live-state[data-state="live"]').wait_for()
+    # Set on the page itself: a reload would lose it.
+    page.evaluate("window.loadedOnce = true")
+
+
+def not_reloaded(page):
+    return page.evaluate("window.loadedOnce === true")
+
+
+def test_new_thread_and_status_change_appear_in_an_open_inbox_without_reload(
+    sandbox, message, browser_page
+):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    post(sandbox, message)
+    open_inbox(page, sandbox)
+    polish = page.locator(".thread-item", has_text="Polish the flux capacitor")
+    expect(polish.locator(".status")).to_have_text("open")
+
+    post(
+        sandbox,
+        {
+            **message,
+            "external_thread_id": "7654321",
+            "title": "created ticket",
+            "thread": {
+                "title": "Install the Mr. Fusion",
+                "status": {"value": "blocked", "color": "red"},
+            },
+        },
+    )
+    fusion = page.locator(".thread-item", has_text="Install the Mr. Fusion")
+    expect(fusion).to_be_visible(timeout=5_000)
+    expect(fusion).to_have_class("thread-item unread")
+    assert (
+        fusion.locator(".status").evaluate("e => getComputedStyle(e).backgroundColor")
+        == "rgb(229, 72, 77)"
+    )
+
+    message["thread"]["status"] = {"value": "closed", "color": "grey"}
+    post(sandbox, message)
+    expect(polish.locator(".status")).to_have_text("closed", timeout=5_000)
+    expect(page.locator("article.thread .status")).to_have_attribute("data-status-color", "grey")
+    expect(page.locator("article.thread li.message")).to_have_count(2)
+    assert not_reloaded(page)
+    page.screenshot(path=str(screenshot_path("sandbox-inbox.png")), full_page=True)
+
+    fusion.click()
+    expect(page.locator("article.thread .thread-title")).to_have_text("Install the Mr. Fusion")
+    expect(fusion).not_to_have_class("thread-item unread")
+    assert not_reloaded(page)
+
+
+def test_long_bodies_start_collapsed_and_expand(sandbox, message, browser_page):
+    from playwright.sync_api import expect
+
+    message["thread"]["body"] = "".join(f"<p>Paragraph {n} of the manual.</p>" for n in range(60))
+    post(sandbox, message)
+    page = browser_page
+    open_inbox(page, sandbox)
+    body = page.locator("article.thread .thread-body")
+
+    assert body.evaluate("e => e.getBoundingClientRect().height") < 260
+    page.locator("article.thread .toggle-body").click()
+    expect(body).not_to_have_class("body thread-body collapsible collapsed")
+    assert body.evaluate("e => e.getBoundingClientRect().height") > 1000
+
+
+def png(width=24, height=16, rgb=(42, 109, 176)):
+    """A small solid PNG, made here so the test needs no image file."""
+
+    def chunk(kind, data):
+        crc = zlib.crc32(kind + data).to_bytes(4, "big")
+        return len(data).to_bytes(4, "big") + kind + data + crc
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_image_attachment_renders_inline_and_through_cid(sandbox, message, browser_page):
+    from playwright.sync_api import expect
+
+    image = png()
+    message["thread"]["body"] = '<p>Before and after:</p><img src="cid:after">'
+    message["attachments"] = [
+        {
+            "content_id": "after",
+            "file_name": "after.png",
+            "content_type": "image/png",
+            "data": base64.b64encode(image).decode(),
+        }
+    ]
+    post(sandbox, message)
+    page = browser_page
+    open_inbox(page, sandbox)
+
+    inline = page.locator("article.thread .thread-body img")
+    expect(inline).to_have_attribute("src", stored_png_url("after.png"))
+    assert inline.evaluate("e => e.complete && e.naturalWidth") == 24
+    attached = page.locator("article.thread img.attachment-image")
+    assert attached.evaluate("e => e.complete && e.naturalWidth") == 24
+    page.locator("article.thread").screenshot(path=str(screenshot_path("sandbox-attachment.png")))
+    stored = requests.get(f"{sandbox.url}{attached.get_attribute('src')}", timeout=10)
+    assert stored.content == image
+    assert stored.headers["Content-Type"] == "image/png"
+
+
+def stored_png_url(name):
+    return re.compile(rf"^/storage/[0-9a-f]{{32}}/{re.escape(name)}$")
+
+
+def test_update_action_sends_a_verifiable_flowdock_token_and_says_what_happened(
     sandbox, message, action_endpoint, browser_page
 ):
+    from playwright.sync_api import expect
+
     endpoint, received = action_endpoint
     assign = {
         "@type": "UpdateAction",
@@ -57,30 +189,10 @@ def test_update_action_sends_a_verifiable_flowdock_token(
         assign,
     ]
     message["thread"]["fields"].append({"label": "Assignee", "value": "nobody"})
-    other = {
-        **message,
-        "external_thread_id": "7654321",
-        "thread": {
-            "title": "Install the Mr. Fusion",
-            "status": {"value": "blocked", "color": "red"},
-            "fields": [{"label": "Owner", "value": "Doc"}],
-            "body": "<p>Waiting for <strong>parts</strong>.</p>",
-        },
-    }
-    discussion = {
-        "flow_token": sandbox.flow_token,
-        "event": "discussion",
-        "author": {"name": "Doc"},
-        "title": "commented",
-        "body": "<p>Use the <em>good</em> polish, Marty.</p>",
-        "external_thread_id": "1234567",
-    }
-    for payload in (message, other, discussion):
-        response = requests.post(f"{sandbox.url}/messages", json=payload, timeout=10)
-        assert response.status_code == 202, response.text
+    post(sandbox, message)
 
     page = browser_page
-    page.goto(sandbox.credentials["flow"]["web_url"])
+    open_inbox(page, sandbox)
     thread = page.locator("article.thread", has_text="Polish the flux capacitor")
     badge = thread.locator(".status")
     assert badge.get_attribute("data-status-color") == "green"
@@ -88,10 +200,14 @@ def test_update_action_sends_a_verifiable_flowdock_token(
     assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(48, 164, 108)"
     assert thread.locator('tr.field[data-label="Dustiness"] td').inner_text() == "5 - severe"
     assert thread.locator("a.view-action").get_attribute("href") == "https://example.com/diff/1"
-    page.screenshot(path=str(screenshot_path("sandbox-inbox.png")), full_page=True)
 
     thread.locator("button.update-action", has_text="Assign to me").click()
-    page.wait_for_load_state()
+    result = thread.locator(".action-result")
+    expect(result).to_have_text("Assign to me: Assigned to Sandbox User")
+    assert result.get_attribute("data-status-code") == "200"
+    # Read, then gone: the notice leaves by itself.
+    expect(result).to_have_count(0, timeout=12_000)
+    assert not_reloaded(page)
 
     [request] = received
     assert request["path"] == "/actions/assign/1234567"
@@ -108,11 +224,6 @@ def test_update_action_sends_a_verifiable_flowdock_token(
     )
     assert claims["sub"] == str(sandbox.credentials["user"]["id"])
     assert hmac.compare_digest(claims["signature"], hashlib.sha256(request["body"]).hexdigest())
-    result = page.locator("article.thread", has_text="Polish the flux capacitor").locator(
-        ".action-result"
-    )
-    assert "Assigned to Sandbox User" in result.inner_text()
-    assert result.get_attribute("data-status-code") == "200"
 
 
 def test_sign_in_challenge_is_shown_as_a_link(sandbox, message, browser_page):
@@ -147,12 +258,13 @@ def test_sign_in_challenge_is_shown_as_a_link(sandbox, message, browser_page):
         ]
         requests.post(f"{sandbox.url}/messages", json=message, timeout=10).raise_for_status()
         page = browser_page
-        page.goto(sandbox.credentials["flow"]["web_url"])
+        open_inbox(page, sandbox)
         page.locator("button.update-action", has_text="Close").click()
-        page.wait_for_load_state()
 
         link = page.locator("a.sign-in-link")
+        link.wait_for()
         assert link.get_attribute("href") == "https://app.example/authenticate?claim=c1"
+        assert link.inner_text() == "Sign in to My Integration to use “Close”."
         assert len(received) == 1
     finally:
         server.shutdown()

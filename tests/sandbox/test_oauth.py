@@ -88,7 +88,7 @@ def test_allow_redirects_with_code_and_state_and_token_answer_is_form_encoded(sa
     assert response.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
     token = {key: values[0] for key, values in parse_qs(response.text).items()}
     assert token["token_type"] == "bearer"
-    assert token["scope"] == "flow profile"
+    assert token["scope"] == "flow,profile"  # comma-separated, as in the docs' example
     assert int(token["expires_in"]) > 0
     assert "refresh_token" not in token
     user = requests.get(f"{sandbox.url}/user", headers=bearer(token["access_token"]), timeout=10)
@@ -177,7 +177,7 @@ def test_wrong_client_secret_is_invalid_client(sandbox, consent):
 
 def test_offline_access_grants_a_rotating_refresh_token(sandbox, consent):
     json_answer = {"Accept": "application/json"}
-    grant = code_grant(sandbox, consent(scope="flow offline_access")["code"])
+    grant = code_grant(sandbox, consent(scope="flow profile offline_access")["code"])
     first = exchange(sandbox, grant, headers=json_answer).json()
     refresh = {
         "grant_type": "refresh_token",
@@ -192,7 +192,7 @@ def test_offline_access_grants_a_rotating_refresh_token(sandbox, consent):
     assert renewed.status_code == 200
     assert renewed.json()["access_token"] != first["access_token"]
     assert renewed.json()["refresh_token"] != first["refresh_token"]
-    assert renewed.json()["scope"] == "flow offline_access"
+    assert renewed.json()["scope"] == "flow,profile,offline_access"
     user = requests.get(
         f"{sandbox.url}/user", headers=bearer(renewed.json()["access_token"]), timeout=10
     )
@@ -241,3 +241,44 @@ def test_creating_a_source_needs_the_integration_scope(sandbox, consent):
     assert created.status_code == 201
     assert created.json()["application"]["name"] == sandbox.credentials["application"]["name"]
     assert created.json()["flow_token"]
+
+
+def test_token_exchange_requires_the_redirect_uri(sandbox, consent):
+    grant = code_grant(sandbox, consent()["code"])
+    del grant["redirect_uri"]
+
+    response = exchange(sandbox, grant, headers={"Accept": "application/json"})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_out_of_band_redirect_shows_the_code_in_the_url(sandbox, submit_form):
+    query = {
+        "client_id": sandbox.client_id,
+        "response_type": "code",
+        "redirect_uri": "urn:ietf:wg:oauth:2.0:oob",
+        "scope": "flow",
+    }
+    url = f"{sandbox.url}/oauth/authorize"
+    answer = submit_form(
+        requests.Session(),
+        f"{url}?{requests.compat.urlencode(query)}",
+        {**query, "decision": "allow"},
+        action=url,
+        allow_redirects=False,
+    )
+
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    assert location.startswith("/oauth/authorize/")
+    code = location.rsplit("/", 1)[1]
+    page = requests.get(f"{sandbox.url}{location}", timeout=10)
+    assert f'<code id="authorization-code">{code}</code>' in page.text
+    token = exchange(
+        sandbox,
+        {**code_grant(sandbox, code), "redirect_uri": "urn:ietf:wg:oauth:2.0:oob"},
+        headers={"Accept": "application/json"},
+    )
+    assert token.status_code == 200
+    assert token.json()["scope"] == "flow"

@@ -22,7 +22,10 @@ def test_flows_list_find_and_detail_describe_the_seeded_flow(sandbox, api_auth):
 
     assert [item["id"] for item in listed] == [flow["id"]]
     assert everything == listed
-    assert found == detail == listed[0]
+    assert found == detail
+    assert {key: value for key, value in detail.items() if key != "users"} == listed[0]
+    assert [user["id"] for user in detail["users"]] == [sandbox.credentials["user"]["id"]]
+    assert detail["links"]["sources"]["href"] == f"{sandbox.url}/flows/acme/main/sources"
     assert detail["parameterized_name"] == "main"
     assert detail["organization"]["parameterized_name"] == "acme"
     assert detail["url"] == f"{sandbox.url}/flows/acme/main" == flow["url"]
@@ -56,7 +59,7 @@ def test_thread_endpoints_return_latest_state_and_timeline(sandbox, api_auth, me
     post_seed_message(sandbox, message)
     closed = {**message["thread"], "status": {"value": "closed", "color": "grey"}}
     post_seed_message(sandbox, message, thread=closed)
-    post_seed_message(sandbox, message, event="discussion", title="commented", thread=None)
+    post_seed_message(sandbox, message, event="discussion", title="commented", thread=closed)
 
     [listed] = get(sandbox, "/flows/acme/main/threads", api_auth).json()
     detail = get(sandbox, f"/flows/acme/main/threads/{listed['id']}", api_auth).json()
@@ -76,11 +79,11 @@ def test_unknown_thread_is_404(sandbox, api_auth):
     assert get(sandbox, "/flows/acme/main/threads/nope", api_auth).status_code == 404
 
 
-def test_created_source_shows_its_flow_token_only_once(sandbox, api_auth):
+def test_created_source_shows_its_flow_token_only_once(sandbox, api_auth, integration_token):
     created = requests.post(
         f"{sandbox.url}/flows/acme/main/sources",
         json={"name": "Bug tracker", "external_url": "https://bugs.example.com/p/1"},
-        auth=api_auth,
+        headers={"Authorization": f"Bearer {integration_token}"},
         timeout=10,
     )
 
@@ -110,9 +113,21 @@ def test_created_source_shows_its_flow_token_only_once(sandbox, api_auth):
     assert new_token_post.status_code == 202
 
 
-def test_source_without_a_name_is_a_validation_error(sandbox, api_auth):
+def test_source_creation_with_an_api_token_is_403(sandbox, api_auth):
     response = requests.post(
-        f"{sandbox.url}/flows/acme/main/sources", json={}, auth=api_auth, timeout=10
+        f"{sandbox.url}/flows/acme/main/sources", json={"name": "x"}, auth=api_auth, timeout=10
+    )
+
+    assert response.status_code == 403
+    assert "integration" in response.json()["message"]
+
+
+def test_source_without_a_name_is_a_validation_error(sandbox, integration_token):
+    response = requests.post(
+        f"{sandbox.url}/flows/acme/main/sources",
+        json={},
+        headers={"Authorization": f"Bearer {integration_token}"},
+        timeout=10,
     )
 
     assert response.status_code == 400

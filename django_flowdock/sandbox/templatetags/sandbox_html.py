@@ -9,9 +9,9 @@ register = template.Library()
 
 
 @register.filter
-def body_html(value: str) -> SafeString:
-    """Bodies may hold any harmless markup."""
-    return mark_safe(sanitize_html(value))  # noqa: S308 - sanitized just above
+def body_html(value: str, cids: dict[str, str] | None = None) -> SafeString:
+    """Bodies may hold any harmless markup; ``cid:`` images point to their attachment."""
+    return mark_safe(sanitize_html(value, cids=cids))  # noqa: S308 - sanitized just above
 
 
 @register.filter
@@ -29,3 +29,14 @@ def initial(name: str) -> str:
 def get_item(mapping: dict, key: str) -> object:
     """For keys templates cannot spell, such as schema.org's ``@type``."""
     return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+#: Bodies longer than this start collapsed, with a "Show more" button.
+LONG_BODY = 1200
+
+
+@register.filter
+def is_long(value: str) -> bool:
+    return (
+        len(value or "") > LONG_BODY or (value or "").count("<p") + (value or "").count("<br") > 12
+    )
