@@ -1,0 +1,32 @@
+"""Print pip constraints that hold every runtime dependency at its declared floor.
+
+    python scripts/min_constraints.py > min.txt && pip install -c min.txt -e ".[test]"
+
+The floors come from pyproject.toml alone, so what is declared is what is tested.
+"""
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+FLOOR = re.compile(r"(?P<name>[A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*>=\s*(?P<version>[^,;\s]+)")
+
+
+def main() -> int:
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    for dependency in dependencies:
+        match = FLOOR.fullmatch(dependency.split(";")[0].strip())
+        if match is None:
+            print(
+                f"cannot read a floor from {dependency!r}: declare it as NAME>=VERSION",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{match['name']}=={match['version']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
