@@ -4,7 +4,8 @@
 
 The wheel: every file of the package that git tracks (templates, catalogues, py.typed),
 so a data file added without a package-data pattern fails here, not on a user's site.
-The sdist: what running its tests needs. The README, PyPI's project page: absolute links
+Its metadata: classifiers PyPI knows (twine check does not look). The sdist: what running
+its tests needs. The README, PyPI's project page: absolute links
 only, since relative ones break there.
 """
 
@@ -13,7 +14,10 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from email.parser import HeaderParser
 from pathlib import Path
+
+from trove_classifiers import classifiers as known_classifiers
 
 ROOT = Path(__file__).resolve().parent.parent
 SDIST_NEEDS = [
@@ -62,6 +66,13 @@ def main(dist: Path) -> int:
     ).stdout.split()
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
     problems += [f"{wheel.name} lacks {path}" for path in tracked if path not in in_wheel]
+    metadata_name = next(name for name in in_wheel if name.endswith(".dist-info/METADATA"))
+    metadata = HeaderParser().parsestr(zipfile.ZipFile(wheel).read(metadata_name).decode())
+    problems += [
+        f"unknown classifier {classifier!r}"
+        for classifier in metadata.get_all("Classifier", [])
+        if classifier not in known_classifiers
+    ]
     if not any(name.endswith("LICENSE") for name in in_wheel):
         problems.append(f"{wheel.name} lacks LICENSE")
 
