@@ -1,6 +1,7 @@
 """Print pip constraints that hold every runtime dependency at its declared floor.
 
     python scripts/min_constraints.py > min.txt && pip install -c min.txt -e ".[test]"
+    python scripts/min_constraints.py --build-system    the build requirements' floors
 
 The floors come from pyproject.toml alone, so what is declared is what is tested.
 """
@@ -15,7 +16,11 @@ FLOOR = re.compile(r"(?P<name>[A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*>=\s*(?P<version
 
 def main() -> int:
     pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
-    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    declared = tomllib.loads(pyproject.read_text())
+    if sys.argv[1:] == ["--build-system"]:
+        dependencies = declared["build-system"]["requires"]
+    else:
+        dependencies = declared["project"]["dependencies"]
     for dependency in dependencies:
         match = FLOOR.fullmatch(dependency.split(";")[0].strip())
         if match is None:
