@@ -1,4 +1,5 @@
-"""Print pip constraints that hold every runtime dependency at its declared floor.
+"""Print pip constraints that hold every runtime dependency, and those of the extras users
+install (all but ``test``), at its declared floor.
 
     python scripts/min_constraints.py > min.txt && pip install -c min.txt -e ".[test]"
     python scripts/min_constraints.py --build-system    the build requirements' floors
@@ -20,7 +21,14 @@ def main() -> int:
     if sys.argv[1:] == ["--build-system"]:
         dependencies = declared["build-system"]["requires"]
     else:
-        dependencies = declared["project"]["dependencies"]
+        extras = declared["project"]["optional-dependencies"]
+        dependencies = declared["project"]["dependencies"] + [
+            dependency
+            for extra, listed in extras.items()
+            if extra != "test"
+            for dependency in listed
+        ]
+    pins = {}
     for dependency in dependencies:
         match = FLOOR.fullmatch(dependency.split(";")[0].strip())
         if match is None:
@@ -29,7 +37,8 @@ def main() -> int:
                 file=sys.stderr,
             )
             return 1
-        print(f"{match['name']}=={match['version']}")
+        pins[match["name"].lower()] = f"{match['name']}=={match['version']}"
+    print("\n".join(pins.values()))
     return 0
 
 
