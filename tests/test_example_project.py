@@ -53,6 +53,9 @@ def test_example_app_migrations_match_its_models(tmp_path):
 
 
 @pytest.mark.demo
+@pytest.mark.skipif(
+    not (ROOT / "scripts" / "demo").exists(), reason="scripts/demo is not in the sdist"
+)
 def test_demo_check_creates_a_ticket_whose_thread_reaches_the_sandbox(tmp_path):
     env = example_env(
         tmp_path,

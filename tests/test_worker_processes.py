@@ -43,8 +43,9 @@ def database_url() -> str:
     db = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
+    scheme, port = {"postgresql": ("postgres", 5432), "mysql": ("mysql", 3306)}[connection.vendor]
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    return f"{scheme}://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or port}/{db['NAME']}"
 
 
 def spawn_worker(flowdock: dict, *args: str) -> subprocess.Popen[str]:
