@@ -10,6 +10,7 @@ from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 
 from .conf import DEFAULTS, REMOVED, flowdock_settings
+from .exceptions import FlowdockConfigurationError
 from .mixins import FlowdockComment, FlowdockThread
 from .options import STATUS_COLORS, Options, has_path
 
@@ -67,9 +68,23 @@ def check_models(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 def check_model(model: type) -> list[checks.CheckMessage]:
     """The problems in one model's FlowdockMeta."""
     errors: list[checks.CheckMessage] = []
+    if issubclass(model, (FlowdockThread, FlowdockComment)):
+        try:
+            model.flowdock_options()
+        except FlowdockConfigurationError as exc:
+            return [
+                _error(
+                    str(exc),
+                    'For example fields = ["priority", ("Owner", "owner.name")].',
+                    29,
+                    model,
+                )
+            ]
     if issubclass(model, FlowdockThread):
         errors += _check_options(model, model.flowdock_options())
         errors += _check_thread(model, model.flowdock_options())
+        errors += _check_status_colors(model, model.flowdock_options())
+        errors += _check_fields(model, model.flowdock_options())
     if issubclass(model, FlowdockComment):
         errors += _check_options(model, model.flowdock_options())
         errors += _check_comment(model, model.flowdock_options())
@@ -154,9 +169,21 @@ def _check_comment(model: type, options: Options) -> list[checks.CheckMessage]:
     target = model
     for name in path.split("."):
         try:
-            target = target._meta.get_field(name).related_model
+            model_field = target._meta.get_field(name)
         except (FieldDoesNotExist, AttributeError):
             return []  # a property or method: its type can't be known statically
+        if model_field.many_to_many or model_field.one_to_many:
+            return [
+                _error(
+                    f"{options.label}.FlowdockMeta.thread = {path!r} goes through "
+                    f"{name!r}, which holds many objects, not the one thread.",
+                    "Point thread at a foreign key (or a chain of foreign keys) to the "
+                    "thread model.",
+                    30,
+                    model,
+                )
+            ]
+        target = model_field.related_model
     if not (isinstance(target, type) and issubclass(target, FlowdockThread)):
         name = getattr(getattr(target, "_meta", None), "label", target)
         return [
@@ -169,6 +196,105 @@ def _check_comment(model: type, options: Options) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+def _last_field(model: type, path: str) -> Any:
+    """The model field ``path`` ends at, or None when it ends at an attribute."""
+    model_field = None
+    for name in path.split("."):
+        try:
+            model_field = model._meta.get_field(name)
+        except (FieldDoesNotExist, AttributeError):
+            return None
+        model = model_field.related_model
+    return model_field
+
+
+def _check_status_colors(model: type, options: Options) -> list[checks.CheckMessage]:
+    """E028: colours keyed by statuses the status field's choices never hold."""
+    colors = options.get("status_colors")
+    status = options.get("status")
+    if (
+        not isinstance(colors, dict)
+        or not isinstance(status, str)
+        or hasattr(model, "get_flowdock_status")
+        or hasattr(model, "get_flowdock_status_colors")
+    ):
+        return []
+    status_field = _last_field(model, status)
+    if status_field is None or not getattr(status_field, "choices", None):
+        return []
+    values = [value for value, _ in status_field.flatchoices]
+    # Colours are looked up by the stored value, then by the label shown.
+    known = set(map(str, values)) | {str(label) for _, label in status_field.flatchoices}
+    unknown = [key for key in colors if str(key) not in known]
+    if not unknown:
+        return []
+    return [
+        _error(
+            f"{options.label}.FlowdockMeta.status_colors has key(s) "
+            f"{', '.join(map(repr, unknown))} that {status!r} never holds: its choices "
+            f"are {', '.join(map(repr, values))}.",
+            "Key status_colors by the choices' stored values; statuses without a colour "
+            "are shown grey.",
+            28,
+            model,
+        )
+    ]
+
+
+def _check_fields(model: type, options: Options) -> list[checks.CheckMessage]:
+    """E029: ``fields`` entries that cannot be read from the model's objects."""
+    declared = options.get("fields")
+    if declared is None:
+        return []
+    if not isinstance(declared, (list, tuple)):
+        return [
+            _error(
+                f"{options.label}.FlowdockMeta.fields must be a list, not {declared!r}.",
+                'For example fields = ["priority", ("Owner", "owner.name")].',
+                29,
+                model,
+            )
+        ]
+    errors = []
+    for spec in options.fields:
+        if callable(spec.path):
+            continue
+        if not isinstance(spec.path, str):
+            problem = f"reads {spec.path!r}, which is neither an attribute name nor a callable"
+        else:
+            # Names the model lacks are E002's.
+            many = _many_crossed(model, spec.path) if has_path(model, spec.path) else None
+            if many is None:
+                continue
+            problem = f"reads {spec.path!r} past {many!r}, which holds many objects"
+        errors.append(
+            _error(
+                f"{options.label}.FlowdockMeta.fields: {spec.label!r} {problem}.",
+                "Name the attribute (a many-to-many or reverse relation is shown as its "
+                "objects' str(), sorted), pass a callable, or define get_flowdock_fields().",
+                29,
+                model,
+            )
+        )
+    return errors
+
+
+def _many_crossed(model: type, path: str) -> str | None:
+    """The many-valued relation ``path`` reads an attribute of its objects through
+    (``"tags.name"``), or None."""
+    for name in path.split(".")[:-1]:
+        try:
+            model_field = model._meta.get_field(name)
+        except (FieldDoesNotExist, AttributeError):
+            return None  # a property or method: its type can't be known statically
+        if model_field.many_to_many or model_field.one_to_many:
+            return name
+        model = model_field.related_model
+        if model is None:
+            return None
+    return None
 
 
 def _check_actions(model: type) -> list[checks.CheckMessage]:

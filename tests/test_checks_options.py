@@ -1,0 +1,174 @@
+"""The checks for options that can only be wrong by configuration: E028-E030."""
+
+import pytest
+from django.db import models
+from django.test.utils import isolate_apps
+
+from django_flowdock.checks import check_model
+from django_flowdock.mixins import FlowdockComment, FlowdockThread
+from tests.testapp.models import Card, CardComment
+
+pytestmark = pytest.mark.filterwarnings("ignore:Model '.*' was already registered")
+
+
+def ids(errors):
+    return [e.id for e in errors]
+
+
+def test_the_field_types_model_and_its_comments_pass():
+    assert check_model(Card) == []
+    assert check_model(CardComment) == []
+
+
+@isolate_apps("tests.testapp")
+def test_status_colour_for_a_value_the_choices_never_hold_is_e028():
+    class Bad(FlowdockThread, models.Model):
+        class Meta:
+            app_label = "testapp"
+
+        state = models.CharField(
+            max_length=10, choices=[("open", "Open"), ("done", "Done")], default="open"
+        )
+
+        class FlowdockMeta:
+            title = "state"
+            status = "state"
+            status_colors = {"open": "green", "Done": "grey", "closed": "red"}
+
+    errors = check_model(Bad)
+    assert ids(errors) == ["django_flowdock.E028"]
+    assert "'closed'" in errors[0].msg
+    assert "'open', 'done'" in errors[0].msg
+    assert "'Done'" not in errors[0].msg  # a label is looked up too
+    assert "stored values" in errors[0].hint
+
+
+@isolate_apps("tests.testapp")
+def test_status_colours_of_a_status_without_choices_or_a_status_method_are_not_checked():
+    class Free(FlowdockThread, models.Model):
+        class Meta:
+            app_label = "testapp"
+
+        state = models.CharField(max_length=10)
+
+        class FlowdockMeta:
+            title = "state"
+            status = "state"
+            status_colors = {"anything": "green"}
+
+    class Computed(FlowdockThread, models.Model):
+        class Meta:
+            app_label = "testapp"
+
+        state = models.CharField(max_length=10, choices=[("open", "Open")])
+
+        class FlowdockMeta:
+            title = "state"
+            status = "state"
+            status_colors = {"firing": "red"}
+
+        def get_flowdock_status(self):
+            return "firing"
+
+    assert check_model(Free) == []
+    assert check_model(Computed) == []
+
+
+@isolate_apps("tests.testapp")
+def test_fields_entry_reading_past_a_many_relation_is_e029():
+    class Label(models.Model):
+        class Meta:
+            app_label = "testapp"
+
+        name = models.CharField(max_length=10)
+
+    class Bad(FlowdockThread, models.Model):
+        class Meta:
+            app_label = "testapp"
+
+        subject = models.CharField(max_length=10)
+        labels = models.ManyToManyField(Label)
+
+        class FlowdockMeta:
+            title = "subject"
+            fields = ["labels", ("Label names", "labels.name")]
+
+    errors = check_model(Bad)
+    assert ids(errors) == ["django_flowdock.E029"]
+    assert "'Label names' reads 'labels.name' past 'labels'" in errors[0].msg
+    assert "get_flowdock_fields()" in errors[0].hint
+
+
+@isolate_apps("tests.testapp")
+def test_fields_entry_that_is_not_a_name_or_callable_is_e029():
+    class Bad(FlowdockThread, models.Model):
+        class Meta:
+            app_label = "testapp"
+
+        subject = models.CharField(max_length=10)
+
+        class FlowdockMeta:
+            title = "subject"
+            fields = [("Size", 42), ("Length", lambda obj: len(obj.subject))]
+
+    errors = check_model(Bad)
+    assert ids(errors) == ["django_flowdock.E029"]
+    assert "42" in errors[0].msg
+
+
+@isolate_apps("tests.testapp")
+def test_fields_that_is_not_a_list_or_holds_a_bad_entry_is_e029_not_a_crash():
+    class NotAList(FlowdockThread, models.Model):
+        class Meta:
+            app_label = "testapp"
+
+        subject = models.CharField(max_length=10)
+
+        class FlowdockMeta:
+            title = "subject"
+            fields = "subject"
+
+    class BadEntry(FlowdockThread, models.Model):
+        class Meta:
+            app_label = "testapp"
+
+        subject = models.CharField(max_length=10)
+
+        class FlowdockMeta:
+            title = "subject"
+            fields = [("Label", "subject", "extra")]
+
+    errors = check_model(NotAList)
+    assert "django_flowdock.E029" in ids(errors)
+    assert "must be a list" in errors[ids(errors).index("django_flowdock.E029")].msg
+    errors = check_model(BadEntry)
+    assert ids(errors) == ["django_flowdock.E029"]
+    assert "('Label', 'subject', 'extra')" in errors[0].msg
+
+
+@isolate_apps("tests.testapp")
+def test_comment_thread_through_a_many_relation_is_e030():
+    class Topic(FlowdockThread, models.Model):
+        class Meta:
+            app_label = "testapp"
+
+        subject = models.CharField(max_length=10)
+
+        class FlowdockMeta:
+            title = "subject"
+
+    class Note(FlowdockComment, models.Model):
+        class Meta:
+            app_label = "testapp"
+
+        topics = models.ManyToManyField(Topic)
+        text = models.TextField()
+
+        class FlowdockMeta:
+            thread = "topics"
+            body = "text"
+
+    errors = check_model(Note)
+    assert ids(errors) == ["django_flowdock.E030"]
+    assert "'topics'" in errors[0].msg
+    assert "foreign key" in errors[0].hint
