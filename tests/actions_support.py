@@ -2,6 +2,7 @@
 
 from django.contrib.auth.models import Permission, User
 
+from django_flowdock.delivery.fanout import fan_out
 from django_flowdock.models import FlowdockUser, OAuthApplication, Source
 from django_flowdock.testing import action_request
 
@@ -46,6 +47,9 @@ def post(client, request):
 
 
 def signed(instance, action, **kwargs):
+    # Flowdock shows a button only once the thread was posted: the changes captured so
+    # far are fanned out to their sources, which is what ties a thread to applications.
+    fan_out()
     kwargs.setdefault("client_secret", SECRET)
     kwargs.setdefault("flowdock_user_id", FLOWDOCK_USER_ID)
     return action_request(instance, action, **kwargs)

@@ -11,6 +11,7 @@ import pytest
 from django.core import signing
 from django.urls import reverse
 
+from django_flowdock.delivery.fanout import fan_out
 from django_flowdock.models import Message, Source
 from django_flowdock.testing import signed_action_headers
 from tests.actions_support import (
@@ -38,7 +39,9 @@ def user():
 
 @pytest.fixture
 def ticket(user):
-    return Ticket.objects.create(subject="Polish", state="open")
+    ticket = Ticket.objects.create(subject="Polish", state="open")
+    fan_out()  # posted now, through the sources that exist now
+    return ticket
 
 
 def forget_later_messages():
@@ -92,6 +95,7 @@ def test_token_of_an_application_whose_sources_never_received_the_thread_is_401(
 def test_each_application_whose_source_received_the_thread_may_sign(client, user):
     make_application("app-2", OTHER_SECRET)
     ticket = Ticket.objects.create(subject="In two flows")  # posted through both sources
+    fan_out()
     assert {m.source.application.client_id for m in Message.objects.all()} == {"app-1", "app-2"}
     for secret, action in ((SECRET, "Assign to me"), (OTHER_SECRET, "Mark as solved")):
         response = post(client, signed(ticket, action, client_secret=secret))
@@ -205,8 +209,8 @@ def test_action_the_model_does_not_define_is_404(client, ticket):
 
 def test_target_altered_to_another_object_is_404(client, ticket):
     other = Ticket.objects.create(subject="Other")
-    Message.objects.filter(thread_key=other.get_flowdock_thread_id()).delete()
     url, body, headers = signed(ticket, "Assign to me")
+    Message.objects.filter(thread_key=other.get_flowdock_thread_id()).delete()
     payload, _signature = url.rstrip("/").rsplit("/", 1)[1].rsplit(":", 1)
     forged_payload = (
         signing.Signer(salt="django_flowdock.actions")
