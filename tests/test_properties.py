@@ -120,7 +120,7 @@ PLAIN_CARD = {
 @pytest.mark.xfail(
     strict=True,
     reason="schema.repair() keeps a status whose value is blank once control characters "
-    "are removed or whitespace stripped (a status field holding '\x07' or ' '), which "
+    "are removed or whitespace stripped (a status field holding BEL or a space), which "
     "the API refuses: the message FAILS",
 )
 @HYPOTHESIS
