@@ -177,11 +177,6 @@ def test_a_title_method_that_raises_fails_that_message_alone(
     assert "RuntimeError: title service down" in failed.last_error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fanout.describe() renders the old state too: an update whose old values make "
-    "get_flowdock_title raise is dropped at fan-out, so later changes are lost",
-)
 def test_a_title_method_that_raises_on_update_keeps_the_traceback_and_later_changes_go_out(
     sandbox, source, title_raises_for_boom
 ):

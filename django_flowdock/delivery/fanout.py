@@ -235,10 +235,20 @@ def fan_out(limit: int = BATCH) -> int:
 def _messages_for(item: Traced) -> list[Message]:
     change = item.change
     if change.event == Change.Event.UPDATED and not item.values.get("resync"):
-        described = describe(item)
-        if not described:
+        try:
+            described = describe(item)
+        except Exception:
+            # The old state cannot be shown (a get_flowdock_* method raised for it): the
+            # update still goes out with the thread as it is now, just without a list
+            # of what changed.
+            logger.warning(
+                "Could not describe %s; sending it without changes", change, exc_info=True
+            )
+            described = None
+        if described == []:
             return []  # nothing the thread shows has changed
-        change.described = json.dumps([c.as_list() for c in described])
+        if described:
+            change.described = json.dumps([c.as_list() for c in described])
     source_ids = sources_for(item.thread, change.event)
     event = _EVENT_NAMES.get(change.event, "activity")
     return [
