@@ -8,7 +8,7 @@ class FlowdockConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the system checks
-        from .threads.capture import connect_receivers
+        from django_flowdock import checks  # noqa: F401 - registers the system checks
+        from django_flowdock.threads.capture import connect_receivers
 
         connect_receivers()

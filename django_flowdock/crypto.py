@@ -16,8 +16,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import models
 
-from .conf import flowdock_settings
-from .exceptions import FlowdockConfigurationError
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.exceptions import FlowdockConfigurationError
 
 _PREFIX = "fernet:"
 

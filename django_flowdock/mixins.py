@@ -10,7 +10,12 @@ from typing import Any, ClassVar
 
 from django.db import router, transaction
 
-from .options import COMMENT_OPTIONS, THREAD_OPTIONS, Options, declared_options
+from django_flowdock.threads.options import (
+    COMMENT_OPTIONS,
+    THREAD_OPTIONS,
+    Options,
+    declared_options,
+)
 
 
 class _FlowdockOptionsMixin:
@@ -53,7 +58,7 @@ class FlowdockThread(_FlowdockOptionsMixin):
     def refresh_from_db(self, using: Any = None, fields: Any = None, **kwargs: Any) -> None:
         # Values read again are what a later save's changes are described against
         # (a deferred field is loaded through here too).
-        from .threads.capture import remember_reloaded_values
+        from django_flowdock.threads.capture import remember_reloaded_values
 
         fields = None if fields is None else list(fields)
         deferred = self.get_deferred_fields()  # type: ignore[attr-defined]
@@ -68,7 +73,7 @@ class FlowdockThread(_FlowdockOptionsMixin):
     def get_flowdock_actions(self) -> list[dict[str, Any]]:
         """schema.org actions (ViewAction, UpdateAction) offered on the thread: the
         ``view_actions`` links and the ``@flowdock_action`` methods (see actions.py)."""
-        from .actions import actions_for
+        from django_flowdock.actions.declarations import actions_for
 
         return actions_for(self)
 

@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .crypto import EncryptedTextField
+from django_flowdock.crypto import EncryptedTextField
 
 
 class OAuthApplication(models.Model):
@@ -48,7 +48,7 @@ class OAuthApplication(models.Model):
         return self.name
 
     def get_api_url(self) -> str:
-        from .conf import flowdock_settings
+        from django_flowdock.conf import flowdock_settings
 
         return (self.api_url or flowdock_settings.API_URL).rstrip("/")
 

@@ -30,7 +30,7 @@ action_performed = Signal()
 
 def send_robust(signal: Signal, **kwargs: Any) -> None:
     """Send ``signal`` (sender: ``Message``), logging what its receivers raise."""
-    from .models import Message
+    from django_flowdock.models import Message
 
     for receiver, result in signal.send_robust(sender=Message, **kwargs):
         if isinstance(result, Exception):

@@ -2,7 +2,9 @@
 
 from django.urls import path
 
-from . import action_views, identity_views, views
+from django_flowdock.actions import identity_views
+from django_flowdock.actions import views as action_views
+from django_flowdock.connect import views
 
 app_name = "django_flowdock"
 

@@ -7,7 +7,7 @@ from django.db import models
 from django.test.utils import isolate_apps
 from django.urls import resolve
 
-from django_flowdock.actions import (
+from django_flowdock.actions.declarations import (
     actions_for,
     declared_actions,
     flowdock_action,

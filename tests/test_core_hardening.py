@@ -255,7 +255,7 @@ def test_retry_after_date_without_a_zone_is_read_as_utc(monkeypatch):
     import email.utils
     import time
 
-    from django_flowdock.client import parse_retry_after
+    from django_flowdock.api.client import parse_retry_after
 
     # Far from UTC, so reading the date as local time would be hours off.
     monkeypatch.setenv("TZ", "Pacific/Kiritimati")

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core import signing
 
-from django_flowdock.identity import claim_url, read_claim
+from django_flowdock.actions.identity import claim_url, read_claim
 from django_flowdock.models import FlowdockUser
 from tests.actions_support import FLOWDOCK_USER_ID, make_application, make_user, post, signed
 from tests.testapp.models import Ticket

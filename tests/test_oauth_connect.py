@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from django_flowdock import oauth
+from django_flowdock.api import oauth
+from django_flowdock.api.sources import list_flows
 from django_flowdock.models import OAuthApplication, OAuthToken, Source
-from django_flowdock.sources import list_flows
 from tests.flowdock_connect import consent, start
 from tests.testapp.models import Project, Ticket
 
@@ -197,7 +197,7 @@ def test_flow_of_an_unexpected_shape_ends_on_error_page(
     signed_in, application, sandbox, monkeypatch
 ):
     # A proxy or a future API version answering differently: hard to cause for real.
-    monkeypatch.setattr("django_flowdock.views.find_flow", lambda token, flow_id: {"id": 1})
+    monkeypatch.setattr("django_flowdock.connect.views.find_flow", lambda token, flow_id: {"id": 1})
     response, _ = authorize_and_return(signed_in, application, sandbox)
     assert_error_page_and_nothing_created(response, 502, "cannot read")
     assert not OAuthToken.objects.exists()

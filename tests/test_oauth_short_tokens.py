@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from django_flowdock.api.sources import list_flows
 from django_flowdock.exceptions import FlowdockOAuthError
 from django_flowdock.models import OAuthApplication, OAuthToken, Source
-from django_flowdock.sources import list_flows
 from tests.oauth_api import CLIENT_ID, CLIENT_SECRET, FLOW, StrictOAuthServer
 
 CALLBACK = "/flowdock/oauth/callback/"

@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from django_flowdock.api.oauth import refresh
 from django_flowdock.models import OAuthApplication, Source
-from django_flowdock.oauth import refresh
 from tests.flowdock_connect import consent, start
 
 CALLBACK = "/flowdock/oauth/callback/"

@@ -15,8 +15,8 @@ from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
 
+from django_flowdock.api.sources import list_flows
 from django_flowdock.models import OAuthApplication, OAuthToken, Source
-from django_flowdock.sources import list_flows
 from tests.actions_support import make_application, make_user, post, signed
 from tests.flowdock_connect import consent, start
 from tests.testapp.models import Ticket

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from django.utils.module_loading import import_string
 
-from ..conf import flowdock_settings
-from ..exceptions import FlowdockConfigurationError
-from .base import BaseBackend
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.delivery.base import BaseBackend
+from django_flowdock.exceptions import FlowdockConfigurationError
 
 ALIASES = {
     "immediate": "django_flowdock.delivery.immediate.ImmediateBackend",

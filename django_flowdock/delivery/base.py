@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..client import FlowdockClient
+from django_flowdock.api.client import FlowdockClient
 
 
 class BaseBackend:

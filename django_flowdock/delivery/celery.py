@@ -12,10 +12,10 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from ..conf import flowdock_settings
-from .base import BaseBackend
-from .engine import drain
-from .follow_up import next_run
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.delivery.base import BaseBackend
+from django_flowdock.delivery.engine import drain
+from django_flowdock.delivery.follow_up import next_run
 
 
 @shared_task(name="django_flowdock.delivery.celery.drain_outbox", ignore_result=True)

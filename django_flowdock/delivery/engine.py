@@ -26,23 +26,28 @@ from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from ..client import FlowdockClient, client_for
-from ..conf import flowdock_settings
-from ..context import delivering
-from ..exceptions import (
+from django_flowdock.api.client import FlowdockClient, client_for
+from django_flowdock.api.sources import report_delivery_error
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.context import delivering
+from django_flowdock.delivery.fanout import deletion_values, fan_out, load, take_write_lock
+from django_flowdock.exceptions import (
     FlowdockConfigurationError,
     FlowdockError,
     FlowdockRenderError,
     FlowdockSourceGoneError,
     FlowdockTransientError,
 )
-from ..models import Change, Message, Source
-from ..options import option
-from ..signals import message_failed, message_sent, send_robust
-from ..sources import report_delivery_error
-from ..threads.render import FieldChange, activity_message, default_title, discussion_message
-from ..threads.schema import Repairs, repair, validate_message
-from .fanout import deletion_values, fan_out, load, take_write_lock
+from django_flowdock.models import Change, Message, Source
+from django_flowdock.signals import message_failed, message_sent, send_robust
+from django_flowdock.threads.options import option
+from django_flowdock.threads.render import (
+    FieldChange,
+    activity_message,
+    default_title,
+    discussion_message,
+)
+from django_flowdock.threads.schema import Repairs, repair, validate_message
 
 logger = logging.getLogger("django_flowdock.delivery")
 
@@ -297,7 +302,7 @@ def drain(
     the earlier one was sent. A message is attempted at most once per call: a retry
     waits for the next drain. ``client`` replaces the backend's transport.
     """
-    from . import get_backend
+    from django_flowdock.delivery import get_backend
 
     transport = client or get_backend().transport()
     result = DrainResult()

@@ -28,11 +28,11 @@ from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models, router, transaction
 
-from ..models import Change, Message, Source
-from ..options import option
-from ..signals import message_queued, send_robust
-from ..threads.display import M2M_OVERRIDE
-from ..threads.render import FieldChange, thread_state
+from django_flowdock.models import Change, Message, Source
+from django_flowdock.signals import message_queued, send_robust
+from django_flowdock.threads.display import M2M_OVERRIDE
+from django_flowdock.threads.options import option
+from django_flowdock.threads.render import FieldChange, thread_state
 
 logger = logging.getLogger("django_flowdock.delivery")
 

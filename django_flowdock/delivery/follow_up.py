@@ -7,8 +7,8 @@ from datetime import datetime
 from django.db.models import Min
 from django.utils import timezone
 
-from ..models import Message
-from .engine import DrainResult
+from django_flowdock.delivery.engine import DrainResult
+from django_flowdock.models import Message
 
 
 def next_run(result: DrainResult, limit: int) -> datetime | None:

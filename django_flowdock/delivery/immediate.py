@@ -11,9 +11,9 @@ from django.db import connections
 from django.db.models import Min
 from django.utils import timezone
 
-from ..models import Message
-from .base import BaseBackend
-from .engine import drain
+from django_flowdock.delivery.base import BaseBackend
+from django_flowdock.delivery.engine import drain
+from django_flowdock.models import Message
 
 logger = logging.getLogger("django_flowdock.delivery")
 

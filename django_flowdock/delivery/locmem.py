@@ -3,9 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 import django_flowdock
-
-from .base import BaseBackend
-from .engine import drain
+from django_flowdock.delivery.base import BaseBackend
+from django_flowdock.delivery.engine import drain
 
 
 class LocmemResponse:

@@ -17,7 +17,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, transaction
 from django.utils import timezone
 
-from ..models import Change
+from django_flowdock.models import Change
 
 
 @dataclass
@@ -135,6 +135,6 @@ def _committed(connection: Any, token: str) -> None:
         if current is None or current.token != token:
             return
         del _transactions[connection]
-    from . import get_backend
+    from django_flowdock.delivery import get_backend
 
     get_backend().dispatch()

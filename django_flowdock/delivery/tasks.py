@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from ..conf import flowdock_settings
-from .base import BaseBackend
-from .engine import DrainResult, drain
-from .follow_up import next_run
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.delivery.base import BaseBackend
+from django_flowdock.delivery.engine import DrainResult, drain
+from django_flowdock.delivery.follow_up import next_run
 
 try:
     from django.tasks import task

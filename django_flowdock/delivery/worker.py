@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from django.db import connections
 
-from .base import BaseBackend
-from .engine import DrainResult, drain
+from django_flowdock.delivery.base import BaseBackend
+from django_flowdock.delivery.engine import DrainResult, drain
 
 logger = logging.getLogger("django_flowdock.worker")
 

@@ -15,11 +15,11 @@ from django.db import models, router
 from django.db.models.fields.files import FieldFile
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_save
 
-from ..conf import flowdock_settings
-from ..context import current_request, current_user
-from ..delivery.outbox import capture, values_before
-from ..mixins import FlowdockComment, FlowdockThread
-from ..models import Change
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.context import current_request, current_user
+from django_flowdock.delivery.outbox import capture, values_before
+from django_flowdock.mixins import FlowdockComment, FlowdockThread
+from django_flowdock.models import Change
 
 _SNAPSHOT = "_flowdock_loaded"
 _M2M_BEFORE = "_flowdock_m2m_before"

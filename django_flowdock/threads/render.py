@@ -20,10 +20,10 @@ from django.utils.html import conditional_escape
 from django.utils.safestring import SafeData
 from django.utils.text import Truncator, capfirst
 
-from ..conf import flowdock_settings
-from ..context import current_base_url, current_user
-from ..options import DEFAULT_URL_METHOD, Options, option
-from .display import read_path, shown, text
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.context import current_base_url, current_user
+from django_flowdock.threads.display import read_path, shown, text
+from django_flowdock.threads.options import DEFAULT_URL_METHOD, Options, option
 
 TITLE_LIMIT = 255
 LABEL_LIMIT = 100

@@ -18,8 +18,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, URLValidator
 from rest_framework import serializers
 
-from ..exceptions import FlowdockRenderError
-from ..options import STATUS_COLORS
+from django_flowdock.exceptions import FlowdockRenderError
+from django_flowdock.threads.options import STATUS_COLORS
 
 TITLE_LIMIT = 255
 NAME_LIMIT = 100

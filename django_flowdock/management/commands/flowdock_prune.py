@@ -13,8 +13,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Max
 from django.utils import timezone
 
-from ...conf import flowdock_settings
-from ...models import Message
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.models import Message
 
 CHUNK = 5000
 

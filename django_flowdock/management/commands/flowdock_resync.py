@@ -6,9 +6,9 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import router, transaction
 
-from ...delivery.outbox import capture
-from ...mixins import FlowdockThread
-from ...models import Change
+from django_flowdock.delivery.outbox import capture
+from django_flowdock.mixins import FlowdockThread
+from django_flowdock.models import Change
 
 CHUNK = 200
 

@@ -8,8 +8,8 @@ from types import FrameType
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ...conf import flowdock_settings
-from ...delivery.worker import Worker
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.delivery.worker import Worker
 
 logger = logging.getLogger("django_flowdock.worker")
 

@@ -15,12 +15,12 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
 
-from . import oauth
-from .client import FlowdockClient
-from .exceptions import FlowdockError, FlowdockSourceGoneError
-from .models import OAuthToken, Source
+from django_flowdock.api import oauth
+from django_flowdock.api.client import FlowdockClient
+from django_flowdock.exceptions import FlowdockError, FlowdockSourceGoneError
+from django_flowdock.models import OAuthToken, Source
 
-logger = logging.getLogger("django_flowdock.sources")
+logger = logging.getLogger("django_flowdock.api.sources")
 
 #: (connect, read) seconds for the error report made from the delivery path.
 REPORT_TIMEOUT = (1.0, 2.0)

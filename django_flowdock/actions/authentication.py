@@ -26,9 +26,9 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.request import Request
 
-from .identity import claim_url
-from .models import FlowdockUser, OAuthApplication, UsedToken
-from .threads.render import absolute_url
+from django_flowdock.actions.identity import claim_url
+from django_flowdock.models import FlowdockUser, OAuthApplication, UsedToken
+from django_flowdock.threads.render import absolute_url
 
 #: Flowdock's tokens live 30 seconds; a later ``exp`` is refused so that the replay
 #: store only ever has to remember tokens for a short while.

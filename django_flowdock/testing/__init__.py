@@ -34,8 +34,8 @@ def wait_for_delivery(timeout: float = 10.0) -> None:
     """Wait until the default (``immediate``) backend's background thread has handled
     everything committed so far; a no-op for the other backends. Call it before
     asserting on what reached Flowdock (or the sandbox)."""
-    from .delivery import get_backend
-    from .delivery.immediate import ImmediateBackend
+    from django_flowdock.delivery import get_backend
+    from django_flowdock.delivery.immediate import ImmediateBackend
 
     backend = get_backend()
     if isinstance(backend, ImmediateBackend) and not backend.wait_idle(timeout):
@@ -99,8 +99,8 @@ def action_request(
                                             flowdock_user_id="42")
         response = client.post(url, body, content_type="application/json", headers=headers)
     """
-    from .actions import action_url, get_action
-    from .exceptions import FlowdockConfigurationError
+    from django_flowdock.actions.declarations import action_url, get_action
+    from django_flowdock.exceptions import FlowdockConfigurationError
 
     found = get_action(type(instance), action)
     if found is None:

@@ -29,12 +29,12 @@ from django.utils.crypto import constant_time_compare
 from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
-from .client import FlowdockClient
-from .conf import flowdock_settings
-from .exceptions import FlowdockOAuthError
-from .models import OAuthApplication, OAuthToken
+from django_flowdock.api.client import FlowdockClient
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.exceptions import FlowdockOAuthError
+from django_flowdock.models import OAuthApplication, OAuthToken
 
-logger = logging.getLogger("django_flowdock.oauth")
+logger = logging.getLogger("django_flowdock.api.oauth")
 
 SESSION_KEY = "django_flowdock_oauth"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -20,11 +20,11 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import oauth
-from .exceptions import FlowdockError, FlowdockOAuthError, FlowdockTransientError
-from .forms import ConfigureForm, ConnectForm
-from .models import OAuthApplication, OAuthToken, Source
-from .sources import create_source, find_flow, list_flows
+from django_flowdock.api import oauth
+from django_flowdock.api.sources import create_source, find_flow, list_flows
+from django_flowdock.connect.forms import ConfigureForm, ConnectForm
+from django_flowdock.exceptions import FlowdockError, FlowdockOAuthError, FlowdockTransientError
+from django_flowdock.models import OAuthApplication, OAuthToken, Source
 
 #: The granted token and the flow(s) to choose from, between callback and creation.
 CONNECTION_KEY = "django_flowdock_connection"

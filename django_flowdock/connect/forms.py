@@ -11,8 +11,8 @@ from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .mixins import FlowdockThread
-from .models import Source
+from django_flowdock.mixins import FlowdockThread
+from django_flowdock.models import Source
 
 #: Objects offered per scope model; a project with more should set scopes in the admin.
 SCOPE_CHOICES_LIMIT = 200

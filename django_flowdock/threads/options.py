@@ -9,7 +9,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.utils.text import capfirst
 
-from .exceptions import FlowdockConfigurationError
+from django_flowdock.exceptions import FlowdockConfigurationError
 
 STATUS_COLORS = frozenset(
     {"red", "green", "yellow", "cyan", "orange", "grey", "black", "lime", "purple", "blue"}
@@ -127,7 +127,7 @@ def option(instance: Any, name: str, default: Any = None) -> Any:
     if spec is None:
         return default
     if name in ATTRIBUTE_OPTIONS:
-        from .threads.display import read_path
+        from django_flowdock.threads.display import read_path
 
         return read_path(instance, spec)
     return spec

@@ -12,9 +12,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
-from .conf import flowdock_settings
-from .identity import Claim, read_claim
-from .models import FlowdockUser, UsedToken
+from django_flowdock.actions.identity import Claim, read_claim
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.models import FlowdockUser, UsedToken
 
 TEMPLATE = "django_flowdock/identity_claim.html"
 

@@ -16,11 +16,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .actions import FlowdockAction, declared_actions, unsign_target
-from .authentication import FlowdockTokenAuthentication, agent_from, thread_applications
-from .mixins import FlowdockThread
-from .models import OAuthApplication
-from .signals import action_performed
+from django_flowdock.actions.authentication import (
+    FlowdockTokenAuthentication,
+    agent_from,
+    thread_applications,
+)
+from django_flowdock.actions.declarations import FlowdockAction, declared_actions, unsign_target
+from django_flowdock.mixins import FlowdockThread
+from django_flowdock.models import OAuthApplication
+from django_flowdock.signals import action_performed
 
 try:
     from django.contrib.auth.decorators import login_not_required

@@ -18,15 +18,15 @@ from typing import Any
 
 import requests
 
-from .conf import flowdock_settings
-from .exceptions import (
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.exceptions import (
     FlowdockError,
     FlowdockRejectedError,
     FlowdockSourceGoneError,
     FlowdockTransientError,
 )
 
-logger = logging.getLogger("django_flowdock.client")
+logger = logging.getLogger("django_flowdock.api.client")
 
 _local = threading.local()
 

@@ -15,9 +15,9 @@ from django.core import signing
 from django.http import HttpRequest
 from django.urls import reverse
 
-from .conf import flowdock_settings
-from .exceptions import FlowdockConfigurationError
-from .threads.render import absolute_url
+from django_flowdock.conf import flowdock_settings
+from django_flowdock.exceptions import FlowdockConfigurationError
+from django_flowdock.threads.render import absolute_url
 
 _SALT = "django_flowdock.identity-claim"
 
