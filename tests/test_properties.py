@@ -117,12 +117,6 @@ PLAIN_CARD = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema.repair() keeps a status whose value is blank once control characters "
-    "are removed or whitespace stripped (a status field holding BEL or a space), which "
-    "the API refuses: the message FAILS",
-)
 @HYPOTHESIS
 @given(user=USERS, created=CARDS, updated=CARDS, comment=TEXT)
 @example(

@@ -8,6 +8,7 @@ then: the save path never renders, validates, signs or queries sources.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.apps import apps
@@ -35,9 +36,11 @@ def _concrete_values(instance: Any) -> dict[str, Any]:
 
 
 def _raw(value: Any) -> Any:
-    # A file's name changes in place (``obj.attachment.save(...)``): keep the name, not
-    # the FieldFile, or the snapshot would change along with the object.
-    return value.name if isinstance(value, FieldFile) else value
+    # Values changed in place would change the snapshot along with the object: a
+    # file's name (``obj.attachment.save(...)``), a JSONField's dict or list.
+    if isinstance(value, FieldFile):
+        return value.name
+    return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
 
 
 def remember_loaded_values(sender: type, instance: Any, **kwargs: Any) -> None:

@@ -154,6 +154,11 @@ def repair(message: dict[str, Any], *, title: str, author: str) -> tuple[dict[st
     if "external_url" in thread and not _valid(_url, thread["external_url"]):
         repairs.append(f"thread.external_url: {thread.pop('external_url')!r} is not valid, dropped")
     status = thread.get("status")
+    if status is not None and not str(status.get("value") or "").strip():
+        # Blank once cleaned (a status field holding a space or a control character).
+        repairs.append("thread.status: blank value, status left out")
+        del thread["status"]
+        status = None
     if status is not None:
         if status.get("color") not in STATUS_COLORS:
             repairs.append(f"thread.status.color: {status.get('color')!r} is not a colour, grey")
