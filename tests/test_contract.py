@@ -1,7 +1,9 @@
-"""A project that follows design.md's contract and nothing else gets the promised threads.
+"""A project that follows the public contract (docs/quickstart.md) and nothing else gets
+the promised threads.
 
-The models are tests/contractapp, copied from design.md; the source is added through the
-admin's add form with a flow token, as in the seeds' quick start; the API is the sandbox.
+The models are tests/contractapp, the quick start's models verbatim; the source is added
+through the admin's add form with a flow token, as in Flowdock's integration quick
+start; the API is the sandbox.
 """
 
 import pytest

@@ -1,4 +1,5 @@
-"""The public contract from design.md, verbatim: it must work exactly as written."""
+"""The public contract (the quick start's models), verbatim: it must work exactly as
+written."""
 
 from django.db import models
 

@@ -5,7 +5,7 @@ import re
 import pytest
 import requests
 
-# The request body of the curl command in shared/seeds/001 (the integration quick
+# The request body of the curl command in Flowdock's integration quick
 # start guide), verbatim except for the flow token, which the sandbox hands out.
 SEED_CURL_BODY = """{
 "flow_token": "be299b91fffe8e4124986b9b5b44dfc6",

@@ -13,7 +13,8 @@ class Project(models.Model):
 
 
 class Ticket(FlowdockThread, models.Model):
-    """The exact model of the public contract in design.md, plus a project and assignee."""
+    """The exact model of the public contract (the quick start), plus a project and
+    assignee."""
 
     subject = models.CharField(max_length=200)
     description = models.TextField(blank=True)
