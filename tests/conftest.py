@@ -19,7 +19,8 @@ def sandbox(flowdock_sandbox, settings):
 
 @pytest.fixture
 def source(db, sandbox):
-    """A source connected by hand with the sandbox's flow token (Flowdock's integration quick start)."""
+    """A source connected by hand with the sandbox's flow token, as in Flowdock's
+    integration quick start."""
     return Source.objects.create(name="Helpdesk", flow_token=sandbox.flow_token)
 
 
