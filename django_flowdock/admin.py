@@ -3,28 +3,46 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import django
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import router, transaction
 from django.db.models import Max
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import formats, timezone
 from django.utils.decorators import method_decorator
-from django.utils.html import format_html
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator, capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 
-from . import oauth, sources, views
-from .client import FlowdockClient, client_for
-from .exceptions import FlowdockError
-from .forms import ConnectForm
-from .models import FlowdockUser, Message, OAuthApplication, Source
+from django_flowdock.api import oauth, sources
+from django_flowdock.api.client import FlowdockClient, client_for
+from django_flowdock.connect import views
+from django_flowdock.connect.forms import (
+    EVENTS,
+    SCOPE_CHOICES_LIMIT,
+    ConnectForm,
+    ScopeField,
+    model_choices,
+    scope_models,
+    scope_value,
+)
+from django_flowdock.exceptions import FlowdockError
+from django_flowdock.models import Change, FlowdockUser, Message, OAuthApplication, Source
+from django_flowdock.threads.render import TITLE_LIMIT, inline_html
 
 
 class SecretInput(forms.PasswordInput):
@@ -72,8 +90,39 @@ class OAuthApplicationForm(SecretFieldsForm):
         fields = ["name", "client_id", "client_secret", "api_url", "offline_access"]
 
 
+def scope_objects_fit() -> bool:
+    """Whether every scope model's objects fit one select (else scopes are typed by id)."""
+    return all(model._default_manager.count() <= SCOPE_CHOICES_LIMIT for model in scope_models())
+
+
 class SourceForm(SecretFieldsForm):
+    """A source's token, and what it receives: its scope, item kinds and events.
+
+    The scope is one select of the scope models' objects while they fit one, else a
+    scope type and a validated id. Item kinds and events are stored in ``settings``
+    (``{"models": [...], "events": [...]}``); other keys there are kept.
+    """
+
     secret_fields = ("flow_token",)
+    scope_object = ScopeField(
+        help_text=_(
+            "Only items belonging to this object reach the flow; the scope objects are "
+            "those named by a thread model's FlowdockMeta.scope."
+        )
+    )
+    models = forms.MultipleChoiceField(
+        label=_("Items"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("None ticked: every kind of item."),
+    )
+    events = forms.MultipleChoiceField(
+        label=_("Events"),
+        required=False,
+        choices=EVENTS,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("None ticked: every event."),
+    )
 
     class Meta:
         model = Source
@@ -84,8 +133,112 @@ class SourceForm(SecretFieldsForm):
             "active",
             "scope_content_type",
             "scope_object_id",
-            "settings",
         ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        source = self.instance
+        settings = source.settings if isinstance(source.settings, dict) else {}
+        for name, choices in (("models", model_choices()), ("events", EVENTS)):
+            current = settings.get(name)
+            current = [str(value) for value in current] if isinstance(current, list) else []
+            known = {value for value, _label in choices}
+            # Values no longer offered stay ticked, so saving the form keeps them.
+            self.fields[name].choices = list(choices) + [
+                (value, _("%(value)s (not offered any more)") % {"value": value})
+                for value in current
+                if value not in known
+            ]
+            self.initial.setdefault(name, current)
+        if "scope_content_type" in self.fields:
+            del self.fields["scope_object"]
+            types = [ContentType.objects.get_for_model(model).pk for model in scope_models()]
+            if source.scope_content_type_id:
+                types.append(source.scope_content_type_id)
+            self.fields["scope_content_type"].queryset = ContentType.objects.filter(pk__in=types)
+            self.fields["scope_content_type"].help_text = _(
+                "Empty: the source receives items of every scope."
+            )
+            self.fields["scope_object_id"].help_text = _(
+                "The id of the object of that type, as in its admin page's address."
+            )
+        else:
+            value = scope_value(source)
+            choices = list(self.fields["scope_object"].choices)
+            offered = {v for _group, options in choices[1:] for v, _label in options}
+            if value and value not in offered:
+                choices.append((_("Current"), [(value, str(source.scope or value))]))
+                self.fields["scope_object"].choices = choices
+            self.initial.setdefault("scope_object", value)
+
+    def clean(self):
+        cleaned = super().clean()
+        if "scope_object" in self.fields:
+            return cleaned
+        content_type = cleaned.get("scope_content_type")
+        object_id = (cleaned.get("scope_object_id") or "").strip()
+        cleaned["scope_object_id"] = object_id
+        if content_type is None:
+            if object_id and "scope_content_type" not in self.errors:
+                self.add_error(
+                    "scope_content_type",
+                    _("Pick the type of the object with id “%(id)s”, or empty Scope ID.")
+                    % {"id": object_id},
+                )
+            return cleaned
+        model = content_type.model_class()
+        name = model._meta.verbose_name if model else content_type.model
+        if not object_id:
+            self.add_error(
+                "scope_object_id",
+                _(
+                    "Enter the id of the %(model)s this source is scoped to, or empty "
+                    "Scope type to receive items of every scope."
+                )
+                % {"model": name},
+            )
+        elif model is None or not _exists(model, object_id):
+            self.add_error(
+                "scope_object_id",
+                _(
+                    "No %(model)s has the id “%(id)s”. Enter the id of an existing "
+                    "%(model)s (its admin page's address shows it)."
+                )
+                % {"model": name, "id": object_id},
+            )
+        return cleaned
+
+    def save(self, commit=True):
+        source = self.instance
+        if "scope_object" in self.fields:
+            scope = self.cleaned_data.get("scope_object")
+            source.scope_content_type = (
+                ContentType.objects.get_for_model(scope) if scope is not None else None
+            )
+            source.scope_object_id = str(scope.pk) if scope is not None else ""
+        settings = dict(source.settings) if isinstance(source.settings, dict) else {}
+        for name in ("models", "events"):
+            if self.cleaned_data.get(name):
+                settings[name] = self.cleaned_data[name]
+            else:
+                settings.pop(name, None)
+        source.settings = settings
+        return super().save(commit)
+
+
+def _scope_outside_models(source: Source) -> bool:
+    """Whether the source is scoped to a type no FlowdockMeta.scope path names (set in
+    code, e.g. through a scope property); such a scope is edited by type and id."""
+    if not source.scope_content_type_id:
+        return False
+    return source.scope_content_type.model_class() not in scope_models()
+
+
+def _exists(model, pk: str) -> bool:
+    try:
+        return model._default_manager.filter(pk=pk).exists()
+    except (ValueError, TypeError, ValidationError):
+        return False  # not a valid value for the primary key's type
 
 
 class SecretAdminMixin:
@@ -221,6 +374,17 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
         "remove_from_flowdock",
     ]
 
+    def get_fieldsets(self, request, obj=None):
+        if scope_objects_fit() and not (obj and _scope_outside_models(obj)):
+            scope = ["scope_object"]
+        else:
+            scope = ["scope_content_type", "scope_object_id"]
+        return [
+            (None, {"fields": ["name", "flow_token", "flow_name", "active"]}),
+            (_("What the flow receives"), {"fields": [*scope, "models", "events"]}),
+            (_("In Flowdock"), {"fields": self.readonly_fields}),
+        ]
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_last_delivery=Max("messages__sent_at"))
 
@@ -340,6 +504,10 @@ class ErrorMessageForm(forms.Form):
 
 
 def test_message(source: Source) -> dict:
+    # Flowdock shows the title as HTML: the source's name is escaped, as item titles are.
+    title = inline_html(
+        _("Test message for source “%(name)s”") % {"name": source.name}, TITLE_LIMIT
+    )
     return {
         "flow_token": source.flow_token,
         "event": "activity",
@@ -347,11 +515,22 @@ def test_message(source: Source) -> dict:
         "title": "sent a test message",
         "external_thread_id": f"django-flowdock:test:{source.pk}",
         "thread": {
-            "title": f"Test message for source “{source.name}”",
-            "body": "If you can read this, the source is connected.",
+            "title": title,
+            "body": escape(str(_("If you can read this, the source is connected."))),
             "status": {"value": "connected", "color": "green"},
         },
     }
+
+
+#: Colours of the delivery log's states, from the admin's own palette.
+STATE_COLORS = {
+    Message.State.PENDING: "#b06c00",
+    Message.State.SENT: "#2a7a2a",
+    Message.State.FAILED: "#ba2121",
+    Message.State.CANCELLED: "#666",
+}
+#: Characters of the last error shown in the list; the full text is in its tooltip.
+ERROR_PREVIEW = 50
 
 
 class MessageStateFilter(admin.SimpleListFilter):
@@ -365,30 +544,96 @@ class MessageStateFilter(admin.SimpleListFilter):
         return queryset.filter(state=self.value()) if self.value() else queryset
 
 
+class ThreadModelFilter(admin.SimpleListFilter):
+    """By the thread's model, the ``app_label.model`` before the colon of the key."""
+
+    title = _("item")
+    parameter_name = "model"
+
+    def lookups(self, request, model_admin):
+        return model_choices()
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        return queryset.filter(thread_key__startswith=f"{self.value()}:")
+
+
+def split_thread_key(key: str) -> tuple[type | None, str]:
+    """The model and pk a ``"app_label.model:pk"`` thread key names (model None when
+    no installed model has that label)."""
+    label, sep, pk = key.partition(":")
+    if not sep:
+        return None, key
+    try:
+        return apps.get_model(label), pk
+    except (LookupError, ValueError):
+        return None, pk
+
+
+def thread_objects(messages) -> dict[str, object]:
+    """The objects behind the messages' thread keys, one query per model; keys of
+    objects that are gone are missing."""
+    wanted: dict[type, set[str]] = {}
+    for message in messages:
+        model, pk = split_thread_key(message.thread_key)
+        if model is not None:
+            wanted.setdefault(model, set()).add(pk)
+    found = {}
+    for model, pks in wanted.items():
+        valid = []
+        for pk in pks:
+            try:
+                valid.append(model._meta.pk.to_python(pk))
+            except ValidationError:
+                continue
+        for obj in model._default_manager.filter(pk__in=valid):
+            found[f"{model._meta.label_lower}:{obj.pk}"] = obj
+    return found
+
+
+class DeliveryLog(ChangeList):
+    """Looks up the objects of a page of messages together, before it is shown."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.result_list = list(self.result_list)
+        found = thread_objects(self.result_list)
+        for message in self.result_list:
+            message.thread_object = found.get(message.thread_key)
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     """The delivery log: written by the machine, so read-only but for retrying."""
 
+    change_list_template = "django_flowdock/admin/message_change_list.html"
+    change_form_template = "django_flowdock/admin/message_change_form.html"
+    # Six short columns: the log fits a 1280 px window beside the admin's sidebars.
     list_display = [
-        "created_at",
-        "event",
-        "thread_key",
+        "created",
+        "thread_object_display",
         "source",
-        "state",
-        "attempts",
-        "status_code",
-        "sent_at",
+        "state_display",
+        "last_error_display",
+        "sent",
     ]
-    list_filter = [MessageStateFilter, "event", "source"]
-    search_fields = ["thread_key", "uuid", "last_error"]
+    list_display_links = ["created"]
+    list_filter = [MessageStateFilter, "source", ThreadModelFilter, "event", "created_at"]
+    search_fields = ["thread_key", "last_error"]
+    search_help_text = _(
+        "A thread key (helpdesk.ticket:42), an object's id (42), a message's UUID, or "
+        "words of its last error."
+    )
     list_select_related = ["source"]
     date_hierarchy = "created_at"
     fields = [
         "uuid",
         "source",
+        "thread_object_display",
         "thread_key",
         "event",
-        "state",
+        "state_display",
         "attempts",
         "status_code",
         "last_error",
@@ -396,10 +641,27 @@ class MessageAdmin(admin.ModelAdmin):
         "created_at",
         "next_attempt_at",
         "sent_at",
+        "change",
         "payload_display",
     ]
     readonly_fields = fields
     actions = ["retry"]
+
+    def get_changelist(self, request, **kwargs):
+        return DeliveryLog
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        try:
+            return queryset.filter(uuid=uuid.UUID(term)), False
+        except ValueError:
+            pass
+        if term and ":" not in term and " " not in term:
+            # An object's pk: the thread keys ending in it, exactly.
+            by_pk = queryset.filter(thread_key__endswith=f":{term}")
+            if by_pk.exists():
+                return by_pk, False
+        return super().get_search_results(request, queryset, search_term)
 
     def has_add_permission(self, request):
         return False
@@ -407,9 +669,92 @@ class MessageAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @admin.display(description=_("created"), ordering="created_at")
+    def created(self, obj: Message):
+        return _short_time(obj.created_at)
+
+    @admin.display(description=_("sent"), ordering="sent_at")
+    def sent(self, obj: Message):
+        if obj.sent_at:
+            return _short_time(obj.sent_at)
+        if obj.state == Message.State.PENDING:
+            return format_html(
+                '<span class="quiet">{}<br>{}</span>', _("next:"), _short_time(obj.next_attempt_at)
+            )
+        return "—"
+
+    @admin.display(description=_("object"), ordering="thread_key")
+    def thread_object_display(self, obj: Message):
+        return format_html(
+            '{}<br><span class="quiet">{}</span>', self._thread_object(obj), obj.event
+        )
+
+    def _thread_object(self, obj: Message):
+        if not hasattr(obj, "thread_object"):  # the change page shows one message
+            obj.thread_object = thread_objects([obj]).get(obj.thread_key)
+        model, pk = split_thread_key(obj.thread_key)
+        if obj.thread_object is None:
+            if model is None:
+                return obj.thread_key
+            return format_html(
+                '{} <span class="quiet" title="{}">({})</span>',
+                f"{capfirst(model._meta.verbose_name)} {pk}",
+                obj.thread_key,
+                _("deleted"),
+            )
+        text = Truncator(str(obj.thread_object)).chars(60)
+        url = self._admin_url(obj.thread_object)
+        if url is None:
+            return format_html('<span title="{}">{}</span>', obj.thread_key, text)
+        return format_html('<a href="{}" title="{}">{}</a>', url, obj.thread_key, text)
+
+    def _admin_url(self, thing) -> str | None:
+        opts = thing._meta
+        try:
+            return reverse(
+                f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
+                args=[quote(thing.pk)],
+            )
+        except NoReverseMatch:
+            return None  # not in this admin site
+
+    @admin.display(description=_("state"), ordering="state")
+    def state_display(self, obj: Message):
+        attempts = ngettext("%d attempt", "%d attempts", obj.attempts) % obj.attempts
+        return format_html(
+            '<strong class="flowdock-state" style="color:{}">{}</strong><br>'
+            '<span class="quiet flowdock-attempts">{}</span>',
+            STATE_COLORS.get(obj.state, "#666"),
+            obj.get_state_display(),
+            attempts,
+        )
+
+    @admin.display(description=_("last error"))
+    def last_error_display(self, obj: Message):
+        """The status and the start of the error (all of it on hover), and whether the
+        payload had to be repaired (what was repaired on hover)."""
+        parts = []
+        if obj.last_error or obj.status_code:
+            text = Truncator(obj.last_error).chars(ERROR_PREVIEW)
+            if obj.status_code:
+                text = f"{obj.status_code} {text}".strip()
+            parts.append(format_html('<span title="{}">{}</span>', obj.last_error, text))
+        if obj.repairs:
+            parts.append(
+                format_html(
+                    '<span class="flowdock-repaired" title="{}">{}</span>',
+                    obj.repairs,
+                    _("payload repaired"),
+                )
+            )
+        return format_html_join(mark_safe("<br>"), "{}", ((part,) for part in parts)) or "—"
+
     @admin.display(description=_("payload"))
     def payload_display(self, obj: Message):
-        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, ensure_ascii=False))
+        return format_html(
+            '<pre class="flowdock-payload">{}</pre>',
+            json.dumps(obj.payload, indent=2, ensure_ascii=False),
+        )
 
     def has_retry_permission(self, request) -> bool:
         # Rows are read-only in the admin; retrying needs the model's change permission.
@@ -427,6 +772,56 @@ class MessageAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             ngettext("%d message queued again.", "%d messages queued again.", count) % count,
+        )
+
+
+def _short_time(value) -> str:
+    """The date above the time: a narrow column."""
+    value = timezone.localtime(value)
+    return format_html(
+        "{}<br>{}",
+        formats.date_format(value, "SHORT_DATE_FORMAT"),
+        formats.time_format(value, "TIME_FORMAT"),
+    )
+
+
+@admin.register(Change)
+class ChangeAdmin(admin.ModelAdmin):
+    """Captured changes, written at save time and fanned out by the delivery engine."""
+
+    list_display = ["created_at", "event", "model", "object_pk", "fanned_out", "error_display"]
+    list_filter = ["fanned_out", "event", "model", "created_at"]
+    search_fields = ["model", "object_pk", "error"]
+    date_hierarchy = "created_at"
+    fields = [
+        "created_at",
+        "event",
+        "model",
+        "object_pk",
+        "author_pk",
+        "transaction",
+        "base_url",
+        "fanned_out",
+        "error",
+        "values",
+        "described",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("error"))
+    def error_display(self, obj: Change):
+        if not obj.error:
+            return "—"
+        return format_html(
+            '<span style="color:#ba2121" title="{}">{}</span>',
+            obj.error,
+            Truncator(obj.error).chars(ERROR_PREVIEW),
         )
 
 

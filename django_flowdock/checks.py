@@ -9,10 +9,10 @@ from django.apps import apps
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 
-from .conf import DEFAULTS, REMOVED, flowdock_settings
-from .exceptions import FlowdockConfigurationError
-from .mixins import FlowdockComment, FlowdockThread
-from .options import STATUS_COLORS, Options, has_path
+from django_flowdock.conf import DEFAULTS, REMOVED, flowdock_settings
+from django_flowdock.exceptions import FlowdockConfigurationError
+from django_flowdock.mixins import FlowdockComment, FlowdockThread
+from django_flowdock.threads.options import STATUS_COLORS, Options, has_path
 
 
 def _error(msg: str, hint: str, id: int, obj: Any = None) -> checks.Error:
@@ -49,7 +49,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 6,
             )
         )
-    from .delivery import ALIASES, get_backend
+    from django_flowdock.delivery import ALIASES, get_backend
 
     try:
         get_backend()
@@ -301,7 +301,7 @@ def _check_actions(model: type) -> list[checks.CheckMessage]:
     """E020-E023, E026, E027: the model's @flowdock_action methods and view_actions."""
     import inspect
 
-    from .actions import declared_actions
+    from django_flowdock.actions.declarations import declared_actions
 
     label = getattr(getattr(model, "_meta", None), "label", model.__name__)
     actions = declared_actions(model)
@@ -394,7 +394,7 @@ def check_action_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     """E024, E025: UpdateActions need an absolute SITE_URL and the action route."""
     from django.urls import NoReverseMatch, reverse
 
-    from .actions import declared_actions
+    from django_flowdock.actions.declarations import declared_actions
 
     models_with_actions = [
         model._meta.label
@@ -503,3 +503,34 @@ def check_site_url_https(app_configs: Any = None, **kwargs: Any) -> list[checks.
             id="django_flowdock.W003",
         )
     ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_deploy_urls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W101: flow tokens and OAuth secrets travel to API_URL, so it needs HTTPS.
+    W102: without SITE_URL, links and OAuth URIs are built from each request's Host.
+    (OAuth applications' own API URLs live in the database, which checks don't read.)"""
+    warnings: list[checks.CheckMessage] = []
+    url = flowdock_settings.API_URL
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts and parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        warnings.append(
+            checks.Warning(
+                f'FLOWDOCK["API_URL"] = {url!r} is not HTTPS, so flow tokens, OAuth client '
+                "secrets and every message reach it readable by anyone on the way.",
+                hint='Use "https://api.flowdock.com" (the default), or an https:// proxy.',
+                id="django_flowdock.W101",
+            )
+        )
+    if not flowdock_settings.SITE_URL:
+        warnings.append(
+            checks.Warning(
+                'FLOWDOCK["SITE_URL"] is not set, so links in Flowdock and the OAuth '
+                "Callback, Setup and Configuration URIs are built from each request's Host "
+                "header, and relative links of changes made outside requests are left out.",
+                hint='Set FLOWDOCK["SITE_URL"] to the public address of the site, e.g. '
+                '"https://helpdesk.example".',
+                id="django_flowdock.W102",
+            )
+        )
+    return warnings
