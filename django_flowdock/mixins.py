@@ -6,7 +6,8 @@ for computed values, the way ``get_absolute_url`` customises the admin.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import router, transaction
 
@@ -17,9 +18,17 @@ from django_flowdock.threads.options import (
     declared_options,
 )
 
+if TYPE_CHECKING:
+    # The mixins only ever sit on models; at run time they stay plain classes so that
+    # importing them needs no app registry.
+    from django.db.models import Model as _ModelBase
+else:
+    _ModelBase = object
 
-class _FlowdockOptionsMixin:
+
+class _FlowdockOptionsMixin(_ModelBase):
     _flowdock_allowed: ClassVar[frozenset[str]]
+    _flowdock_options_cache: ClassVar[Options]
 
     # The outbox row is written by a post_save/post_delete receiver, which Django runs
     # after the model's own write. One transaction around both means a committed change
@@ -28,12 +37,12 @@ class _FlowdockOptionsMixin:
     def save(self, *args: Any, **kwargs: Any) -> None:
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         with transaction.atomic(using=using, savepoint=False):
-            super().save(*args, **kwargs)  # type: ignore[misc]
+            super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         with transaction.atomic(using=using, savepoint=False):
-            return super().delete(*args, **kwargs)  # type: ignore[misc]
+            return super().delete(*args, **kwargs)
 
     @classmethod
     def flowdock_options(cls) -> Options:
@@ -55,20 +64,29 @@ class FlowdockThread(_FlowdockOptionsMixin):
 
     _flowdock_allowed = THREAD_OPTIONS
 
-    def refresh_from_db(self, using: Any = None, fields: Any = None, **kwargs: Any) -> None:
+    def refresh_from_db(
+        self,
+        using: str | None = None,
+        fields: Iterable[str] | None = None,
+        from_queryset: Any = None,
+    ) -> None:
         # Values read again are what a later save's changes are described against
         # (a deferred field is loaded through here too).
         from django_flowdock.threads.capture import remember_reloaded_values
 
-        fields = None if fields is None else list(fields)
-        deferred = self.get_deferred_fields()  # type: ignore[attr-defined]
-        super().refresh_from_db(using, fields, **kwargs)  # type: ignore[misc]
-        remember_reloaded_values(self, None if fields is None else set(fields), deferred)
+        names = None if fields is None else list(fields)
+        deferred = self.get_deferred_fields()
+        # from_queryset exists from Django 5.1: pass it only when given.
+        extra = {} if from_queryset is None else {"from_queryset": from_queryset}
+        super().refresh_from_db(using, names, **extra)
+        remember_reloaded_values(self, None if names is None else set(names), deferred)
 
     def get_flowdock_thread_id(self) -> str:
         """The ``external_thread_id``: stable and unique per model and object (a proxy
         model's objects are the concrete model's threads)."""
-        return f"{self._meta.concrete_model._meta.label_lower}:{self.pk}"  # type: ignore[attr-defined]
+        concrete = self._meta.concrete_model
+        assert concrete is not None
+        return f"{concrete._meta.label_lower}:{self.pk}"
 
     def get_flowdock_actions(self) -> list[dict[str, Any]]:
         """schema.org actions (ViewAction, UpdateAction) offered on the thread: the
@@ -82,7 +100,7 @@ class FlowdockThread(_FlowdockOptionsMixin):
         Flowdock. Default: the model's change permission."""
         from django.contrib.auth import get_permission_codename
 
-        opts = self._meta  # type: ignore[attr-defined]
+        opts = self._meta
         return user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
 
 
@@ -94,3 +112,15 @@ class FlowdockComment(_FlowdockOptionsMixin):
     """
 
     _flowdock_allowed = COMMENT_OPTIONS
+
+
+def thread_models(*, proxies: bool = True) -> list[type[FlowdockThread]]:
+    """The installed models whose objects are threads; ``proxies=False`` leaves out
+    proxy models, whose objects are their concrete model's threads."""
+    from django.apps import apps
+
+    return [
+        model
+        for model in apps.get_models()
+        if issubclass(model, FlowdockThread) and (proxies or not model._meta.proxy)
+    ]

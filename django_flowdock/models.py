@@ -200,7 +200,7 @@ class Change(models.Model):
         return f"{self.event} {self.model}:{self.object_pk}"
 
 
-class MessageQuerySet(models.QuerySet):
+class MessageQuerySet(models.QuerySet["Message"]):
     def pending(self) -> MessageQuerySet:
         return self.filter(state=Message.State.PENDING)
 
@@ -216,7 +216,7 @@ class MessageQuerySet(models.QuerySet):
         retryable = Q(state=Message.State.FAILED) | Q(
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), state=Message.State.PENDING
         )
-        messages = list(self.filter(retryable, source__active=True))
+        messages: list[Message] = list(self.filter(retryable, source__active=True))
         Message.objects.filter(retryable, pk__in=[m.pk for m in messages]).update(
             state=Message.State.PENDING, attempts=0, next_attempt_at=now, claimed_until=None
         )

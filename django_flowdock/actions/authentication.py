@@ -203,7 +203,7 @@ class FlowdockTokenAuthentication(BaseAuthentication):
             body,
             view.flowdock_applications(request),
             url=request_url(request),
-            method=request.method,
+            method=request.method or "",
         )
         flowdock_user_id = str(claims["sub"])
         link = (
@@ -213,7 +213,8 @@ class FlowdockTokenAuthentication(BaseAuthentication):
         )
         if link is None:
             name = str((agent_from(body) or {}).get("name") or "")[:200]
-            request._flowdock_claim_url = claim_url(flowdock_user_id, name, request._request)
+            # Read back by authenticate_header(), which DRF calls with this request.
+            request._flowdock_claim_url = claim_url(flowdock_user_id, name, request)  # type: ignore[attr-defined]
             raise UnknownFlowdockUser()
         return link.user, FlowdockIdentity(flowdock_user_id, application, claims)
 

@@ -161,7 +161,8 @@ def actions_for(instance: Any, user: Any = _CONTEXT) -> list[dict[str, Any]]:
     holds for ``user`` (default: ``context.current_user()``, possibly None)."""
     user = current_user() if user is _CONTEXT else user
     updates = []
-    for action in declared_actions(type(instance)).values():
+    model: type = instance.__class__
+    for action in declared_actions(model).values():
         if instance.pk is not None and action.is_available(instance, user):
             url = action_url(instance, action.key)
             if url:

@@ -9,10 +9,10 @@ their account, so no password or token of Flowdock's is involved.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from django.core import signing
-from django.http import HttpRequest
 from django.urls import reverse
 
 from django_flowdock.conf import flowdock_settings
@@ -43,9 +43,9 @@ def read_claim(value: str) -> Claim:
     return Claim(flowdock_user_id=str(data["sub"]), name=str(data.get("name") or ""))
 
 
-def claim_url(flowdock_user_id: str, name: str = "", request: HttpRequest | None = None) -> str:
+def claim_url(flowdock_user_id: str, name: str = "", request: Any = None) -> str:
     """Absolute URL of the page linking ``flowdock_user_id`` to the signed-in user:
-    on ``FLOWDOCK["SITE_URL"]``, else on the host of ``request``."""
+    on ``FLOWDOCK["SITE_URL"]``, else on the host of ``request`` (Django's or DRF's)."""
     path = reverse("django_flowdock:identity-claim")
     path = f"{path}?{urlencode({'claim': make_claim(flowdock_user_id, name)})}"
     url = absolute_url(path) or (request.build_absolute_uri(path) if request else None)

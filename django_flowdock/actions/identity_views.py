@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core import signing
@@ -40,15 +41,21 @@ def claim(request: HttpRequest) -> HttpResponse:
         else:
             FlowdockUser.objects.update_or_create(
                 flowdock_user_id=claimed.flowdock_user_id,
-                defaults={"user": request.user, "name": claimed.name},
+                defaults={"user": _signed_in(request), "name": claimed.name},
             )
             context["state"] = "linked"
     return render(request, TEMPLATE, context)
 
 
+def _signed_in(request: HttpRequest) -> Any:
+    # The view is login_required: the user is never anonymous here.
+    assert request.user.is_authenticated
+    return request.user
+
+
 def _already_linked(claimed: Claim, request: HttpRequest) -> bool:
     return FlowdockUser.objects.filter(
-        flowdock_user_id=claimed.flowdock_user_id, user=request.user
+        flowdock_user_id=claimed.flowdock_user_id, user=request.user.pk
     ).exists()
 
 

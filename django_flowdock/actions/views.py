@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from django_flowdock.actions.authentication import (
+    FlowdockIdentity,
     FlowdockTokenAuthentication,
     agent_from,
     thread_applications,
@@ -30,8 +31,8 @@ try:
     from django.contrib.auth.decorators import login_not_required
 except ImportError:  # Django < 5.1 has no LoginRequiredMiddleware to opt out of
 
-    def login_not_required(view):  # type: ignore[no-redef]
-        return view
+    def login_not_required(view_func):  # type: ignore[misc]
+        return view_func
 
 
 class ActionUnavailable(APIException):
@@ -91,12 +92,14 @@ class ActionView(APIView):
                 action.run(instance, user, agent)
             except ValidationError as exc:
                 raise APIValidationError({"detail": exc.messages}) from None
+        identity = request.auth
+        assert isinstance(identity, FlowdockIdentity)  # set by FlowdockTokenAuthentication
         action_performed.send(
             sender=model,
             instance=instance,
             action=action,
             user=user,
-            flowdock_user_id=request.auth.flowdock_user_id,
+            flowdock_user_id=identity.flowdock_user_id,
         )
         return Response({"detail": f"{action.name}: done."})
 

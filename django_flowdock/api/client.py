@@ -119,11 +119,11 @@ class FlowdockClient:
         status = response.status_code
         if status < 300:
             return response
-        details = {"status_code": status, "response": response, "payload": payload}
         text = describe_error(response)
         if token:
             # An error page may echo the request; the text is stored and shown in the admin.
             text = text.replace(token, "[flow token]")
+        details: dict[str, Any] = {"status_code": status, "response": response, "payload": payload}
         if status == 410:
             raise FlowdockSourceGoneError(text, **details)
         if status == 429 or status >= 500:

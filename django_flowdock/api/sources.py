@@ -138,7 +138,7 @@ def remove_source(source: Source, reason: str) -> None:
         )
     path = f"/flows/{source.flow_path}/sources/{source.flowdock_id}"
     try:
-        if source.token_id:
+        if source.token is not None:
             user_request(source.token, "DELETE", path)
         else:
             api_url = source.application.get_api_url() if source.application else None
@@ -154,11 +154,12 @@ def report_delivery_error(source: Source) -> None:
     The flow token itself was refused, so this needs the OAuth grant that created the
     source. Called from the delivery path: short timeouts, and it never raises.
     """
-    if not (source.token_id and source.flowdock_id and source.flow_path):
+    token = source.token
+    if not (token and source.flowdock_id and source.flow_path):
         return
     try:
         user_request(
-            source.token,
+            token,
             "PUT",
             f"/flows/{source.flow_path}/sources/{source.flowdock_id}",
             json={"error_message": source.error_message},

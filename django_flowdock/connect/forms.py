@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from django_flowdock.mixins import FlowdockThread
+from django_flowdock.mixins import thread_models
 from django_flowdock.models import Source
 
 #: Objects offered per scope model; a project with more should set scopes in the admin.
@@ -22,10 +21,6 @@ EVENTS = [
     ("deleted", _("deleted")),
     ("commented", _("commented")),
 ]
-
-
-def thread_models() -> list[type[models.Model]]:
-    return [model for model in apps.get_models() if issubclass(model, FlowdockThread)]
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -93,6 +88,8 @@ class ScopeField(forms.ChoiceField):
             return None
         type_id, _sep, pk = value.partition(":")
         model = ContentType.objects.get_for_id(int(type_id)).model_class()
+        if model is None:
+            raise forms.ValidationError(_("That kind of object no longer exists; pick another."))
         try:
             return model._default_manager.get(pk=pk)
         except ObjectDoesNotExist as exc:
@@ -101,6 +98,8 @@ class ScopeField(forms.ChoiceField):
 
 class ScopeFormMixin:
     """Drops the scope field when no thread model declares a scope."""
+
+    fields: dict[str, forms.Field]
 
     def drop_unused_scope(self) -> None:
         if not scope_models():
@@ -166,7 +165,9 @@ class ConfigureForm(ScopeFormMixin, forms.Form):
             },
         )
         super().__init__(*args, **kwargs)
-        self.fields["models"].choices = model_choices()
+        models_field = self.fields["models"]
+        assert isinstance(models_field, forms.MultipleChoiceField)
+        models_field.choices = model_choices()
         self.drop_unused_scope()
 
     def save(self) -> Source:

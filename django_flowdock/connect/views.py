@@ -156,7 +156,7 @@ def connection(request: HttpRequest, purpose: str) -> tuple[OAuthToken, list[dic
     data = request.session.get(CONNECTION_KEY) or {}
     token = None
     if data.get("purpose") == purpose:
-        token = OAuthToken.objects.filter(pk=data["token"], user=request.user).first()
+        token = OAuthToken.objects.filter(pk=data["token"], user=request.user.pk).first()
     if token is None:
         raise FlowdockOAuthError(
             _("No flow is waiting to be connected in this browser session. Start again.")
@@ -212,7 +212,7 @@ def setup_confirm(request: HttpRequest) -> HttpResponse:
 @require_GET
 def setup_done(request: HttpRequest) -> HttpResponse:
     source = Source.objects.filter(
-        pk=request.session.get(CONNECTED_KEY), token__user=request.user
+        pk=request.session.get(CONNECTED_KEY) or 0, token__user=request.user.pk
     ).first()
     if source is None:
         return error_page(request, _("Nothing to show"), _("No flow was connected just now."))

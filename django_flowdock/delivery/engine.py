@@ -188,10 +188,11 @@ def attempt(
     message.attempts += 1
     repairs = Repairs()
     try:
-        if message.change is not None:
-            if message.change_id not in rendered:
-                rendered[message.change_id] = render(message.change)
-            message.payload, repairs = rendered[message.change_id]
+        change = message.change
+        if change is not None:
+            if change.pk not in rendered:
+                rendered[change.pk] = render(change)
+            message.payload, repairs = rendered[change.pk]
         poster = client_for(message.source, transport) if _is_http(transport) else transport
         response = poster.post_message(message.api_payload())
     except FlowdockSourceGoneError as exc:

@@ -37,7 +37,7 @@ from django_flowdock.threads.render import FieldChange, thread_state
 logger = logging.getLogger("django_flowdock.delivery")
 
 BATCH = 200
-_EVENT_NAMES = {Change.Event.COMMENTED: "discussion"}
+_EVENT_NAMES: dict[str, str] = {Change.Event.COMMENTED: "discussion"}
 
 
 @dataclass
@@ -205,16 +205,16 @@ def fan_out(limit: int = BATCH) -> int:
             if item is not None:
                 traced.append(item)
         coalesce(traced)
-        messages: list[Message] = []
+        queued: list[tuple[Traced, list[Message]]] = []
         for item in traced:
             if item.absorbed:
                 continue
             try:
                 with transaction.atomic(using=using):
-                    messages += _messages_for(item)
+                    queued.append((item, _messages_for(item)))
             except Exception:
                 _failed(item.change, "Could not describe this change or find its sources")
-        Message.objects.using(using).bulk_create(messages)
+        Message.objects.using(using).bulk_create([m for _item, rows in queued for m in rows])
         Change.objects.using(using).filter(pk__in=[c.pk for c in changes], error="").update(
             fanned_out=True
         )
@@ -223,12 +223,9 @@ def fan_out(limit: int = BATCH) -> int:
                 Change.objects.using(using).filter(pk=item.change.pk).update(
                     described=item.change.described
                 )
-    by_change: dict[int, list[Message]] = {}
-    for message in messages:
-        by_change.setdefault(message.change_id, []).append(message)
-    for item in traced:
-        if item.change.pk in by_change:
-            send_robust(message_queued, messages=by_change[item.change.pk], instance=item.instance)
+    for item, rows in queued:
+        if rows:
+            send_robust(message_queued, messages=rows, instance=item.instance)
     return len(changes)
 
 

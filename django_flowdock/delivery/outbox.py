@@ -45,6 +45,7 @@ def values_before(using: str, key: tuple[str, Any], loaded: dict[str, Any]) -> d
         current = _transactions[connection] = _Transaction()
     return current.first_seen.setdefault(key, loaded)
 
+
 _COLUMNS = (
     "model",
     "object_pk",

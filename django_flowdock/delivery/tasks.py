@@ -19,8 +19,8 @@ from django_flowdock.delivery.follow_up import next_run
 
 try:
     from django.tasks import task
-except ImportError:
-    from django_tasks import task
+except ImportError:  # before Django 6: the django-tasks backport
+    from django_tasks import task  # type: ignore[no-redef]
 
 
 @task()

@@ -62,7 +62,9 @@ def remember_reloaded_values(instance: Any, names: set[str] | None, deferred: se
             snapshot[f.attname] = values[f.attname]
 
 
-def load_unknown_values(sender: type, instance: Any, raw: bool, **kwargs: Any) -> None:
+def load_unknown_values(
+    sender: type[models.Model], instance: Any, raw: bool, **kwargs: Any
+) -> None:
     """Fields that were deferred when the object was loaded and assigned since have no
     known old value: read it before the save overwrites it (one query, only then)."""
     if raw or instance._state.adding or instance.pk is None:
@@ -108,8 +110,9 @@ def thread_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs
         return
     loaded = instance.__dict__.get(_SNAPSHOT, {})
     current = _concrete_values(instance)
+    values: dict[str, dict[str, Any]] | None = None
     if created:
-        event, values = Change.Event.CREATED, None
+        event = Change.Event.CREATED
     else:
         saved = _saved_attnames(instance, kwargs.get("update_fields"))
         changed = [n for n in saved if n in loaded and n in current and loaded[n] != current[n]]
@@ -121,7 +124,7 @@ def thread_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs
             "old": {name: before.get(name, loaded[name]) for name in changed},
             "new": {name: current[name] for name in changed},
         }
-    if created or values["old"]:
+    if values is None or values["old"]:
         capture(
             using=_using(instance, kwargs),
             model=_label(instance),
@@ -174,7 +177,7 @@ def comment_saved(sender: type, instance: Any, created: bool, raw: bool, **kwarg
 
 def _related_sets(field: models.ManyToManyField, thread_pks: Any, using: str) -> dict[Any, set]:
     """The related objects' pks of each thread in ``thread_pks`` (one query)."""
-    through = field.remote_field.through
+    through: Any = field.remote_field.through
     source = through._meta.get_field(field.m2m_field_name()).attname
     target = through._meta.get_field(field.m2m_reverse_field_name()).attname
     sets: dict[Any, set] = {pk: set() for pk in thread_pks}
@@ -187,6 +190,8 @@ def _related_sets(field: models.ManyToManyField, thread_pks: Any, using: str) ->
 def _m2m_receiver(field: models.ManyToManyField) -> Any:
     """An ``m2m_changed`` receiver for one many-to-many field of a thread model: a
     change to the relation alone is an update of each thread it touches."""
+    thread_model: Any = field.model
+    thread_label = thread_model._meta.concrete_model._meta.label_lower
 
     def changed(
         sender: type, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any
@@ -199,7 +204,7 @@ def _m2m_receiver(field: models.ManyToManyField) -> Any:
                 threads = list(pk_set)
             else:  # clearing from the related side: every thread that holds it
                 threads = list(
-                    field.model._base_manager.using(using)
+                    thread_model._base_manager.using(using)
                     .filter(**{field.name: instance.pk})
                     .values_list("pk", flat=True)
                 )
@@ -219,7 +224,7 @@ def _m2m_receiver(field: models.ManyToManyField) -> Any:
             if new != old:
                 capture(
                     using=using,
-                    model=field.model._meta.concrete_model._meta.label_lower,
+                    model=thread_label,
                     object_pk=thread_pk,
                     event=Change.Event.UPDATED,
                     values={"old": {field.name: sorted(old)}, "new": {field.name: sorted(new)}},

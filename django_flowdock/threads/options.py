@@ -71,9 +71,12 @@ class Options:
     def label_for(self, path: str) -> str:
         first = path.split(".", 1)[0]
         try:
-            return capfirst(str(self.model._meta.get_field(first).verbose_name))
+            model_field = self.model._meta.get_field(first)
         except FieldDoesNotExist:
             return capfirst(first.replace("_", " "))
+        if isinstance(model_field, models.Field):
+            return capfirst(str(model_field.verbose_name))
+        return capfirst(first.replace("_", " "))
 
     def _field_spec(self, item: Any) -> FieldSpec:
         if isinstance(item, str):

@@ -215,8 +215,9 @@ def _author_from(value: Any) -> dict[str, str]:
     if isinstance(value, AbstractBaseUser):
         name = getattr(value, "get_full_name", lambda: "")() or value.get_username()
         result = {"name": text(name)}
-        if getattr(value, "email", ""):
-            result["email"] = value.email
+        email = getattr(value, "email", "")
+        if email:
+            result["email"] = email
         return result
     return {"name": text(value)}
 

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import router, transaction
 
 from django_flowdock.delivery.outbox import capture
-from django_flowdock.mixins import FlowdockThread
+from django_flowdock.mixins import FlowdockThread, thread_models
 from django_flowdock.models import Change
 
 CHUNK = 200
@@ -61,13 +61,11 @@ class Command(BaseCommand):
             items += done
         self.stdout.write(f"Queued {items} items; each source receives their current state.")
 
-    def _models(self, labels: list[str] | None) -> list[type]:
+    def _models(self, labels: list[str] | None) -> list[type[FlowdockThread]]:
         if not labels:
             # Proxies share their concrete model's threads: posting both would repeat.
-            return [
-                m for m in apps.get_models() if issubclass(m, FlowdockThread) and not m._meta.proxy
-            ]
-        found = []
+            return thread_models(proxies=False)
+        found: list[type[FlowdockThread]] = []
         for label in labels:
             try:
                 model = apps.get_model(label)
@@ -80,9 +78,11 @@ class Command(BaseCommand):
             found.append(model)
         return found
 
-    def _queue(self, model: type, objs: list) -> None:
+    def _queue(self, model: type[FlowdockThread], objs: list[FlowdockThread]) -> None:
         using = router.db_for_write(Change)
-        label = model._meta.concrete_model._meta.label_lower
+        concrete = model._meta.concrete_model
+        assert concrete is not None
+        label = concrete._meta.label_lower
         with transaction.atomic(using=using):
             for obj in objs:
                 # A resync is shown even though no value changed.

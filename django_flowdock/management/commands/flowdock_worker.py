@@ -93,7 +93,7 @@ class Command(BaseCommand):
         package_logger = logging.getLogger("django_flowdock")
         if verbosity == 0 or package_logger.hasHandlers():
             return None
-        handler = logging.StreamHandler(self.stderr._out)
+        handler = logging.StreamHandler(self.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         package_logger.addHandler(handler)
         if package_logger.level == logging.NOTSET:
