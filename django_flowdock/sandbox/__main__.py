@@ -4,7 +4,6 @@ import argparse
 import json
 import os
 import signal
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
@@ -96,4 +95,4 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

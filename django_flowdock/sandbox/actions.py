@@ -44,7 +44,7 @@ def perform_action(thread: Thread, index: int, user: User) -> ActionInvocation:
     """Send the thread's ``index``-th action and record how the integration answered."""
     action = thread.actions[index]
     invocation = ActionInvocation(thread=thread, action_name=action.get("name", ""))
-    application = thread.source.application
+    application = thread.source.application if thread.source else None
     if action.get("@type") != "UpdateAction":
         invocation.detail = "Only UpdateActions send requests."
     elif application is None:

@@ -3,6 +3,7 @@ stream.flowdock.com (the latter under ``/stream``)."""
 
 import base64
 import binascii
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -21,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ParseError, PermissionDenied, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,6 +33,7 @@ from .authentication import (
     BearerTokenAuthentication,
     FlowTokenAuthentication,
     HasScope,
+    request_user,
 )
 from .inbox import Upload, flow_users, post_chat_message, post_message
 from .models import AccessToken, Attachment, Flow, Message, Source, Thread, User
@@ -185,10 +188,13 @@ def file_upload(request: Request, data: dict[str, Any]) -> Upload:
 
 
 def post_as_source(
-    request: Request, data: dict[str, Any], flow: Flow | None = None, thread_id: str = ""
+    request: Request,
+    source: Source,
+    data: dict[str, Any],
+    flow: Flow | None = None,
+    thread_id: str = "",
 ) -> Response:
-    """An integration's ``activity`` or ``discussion``, authenticated by its flow token."""
-    source: Source = request.auth
+    """An integration's ``activity`` or ``discussion``, posted with ``source``'s flow token."""
     if flow is not None and flow.pk != source.flow_id:
         raise NotFound("Flow not found.")
     if thread_id:
@@ -220,7 +226,7 @@ def post_as_user(
             )
     serializer = ChatMessageSerializer(data=data)
     serializer.is_valid(raise_exception=True)
-    message = post_chat_message(flow, request.user, serializer.validated_data, uploads)
+    message = post_chat_message(flow, request_user(request), serializer.validated_data, uploads)
     # Flowdock answers user posts with the created message (clients such as
     # flowdock-api-wrapper check for 201).
     return Response(message_json(message), status=status.HTTP_201_CREATED)
@@ -235,7 +241,7 @@ class MessagesView(FlowdockView):
         data = request_data(request)
         data.pop("flow_token", None)
         if isinstance(request.auth, Source):
-            return post_as_source(request, data)
+            return post_as_source(request, request.auth, data)
         return post_as_user(request, data)
 
 
@@ -270,7 +276,7 @@ class FlowMessagesView(FlowdockView):
         data.pop("flow_token", None)
         target = get_flow(organization, flow)
         if isinstance(request.auth, Source):
-            return post_as_source(request, data, target)
+            return post_as_source(request, request.auth, data, target)
         return post_as_user(request, data, target)
 
     def check_permissions(self, request: Request) -> None:
@@ -345,7 +351,7 @@ class MessageDetailView(FlowdockView):
         with write_transaction():
             if "content" in data:
                 editable = message.event in ("message", "comment")
-                if not editable or message.user_id != request.user.pk:
+                if not editable or message.user_id != request_user(request).pk:
                     raise PermissionDenied("Only your own messages and comments can be edited.")
                 message.content = str(data["content"])
                 message.edited_at = timezone.now()
@@ -356,7 +362,7 @@ class MessageDetailView(FlowdockView):
 
     def delete(self, request: Request, organization: str, flow: str, pk: int) -> Response:
         message = self.get_message(organization, flow, pk)
-        own = message.user_id == request.user.pk
+        own = message.user_id == request_user(request).pk
         with write_transaction():
             if message.app == "influx" or (own and message.event == "file"):
                 message.delete()
@@ -480,7 +486,7 @@ class ThreadMessagesView(FlowdockView):
         data.pop("flow_token", None)
         thread = get_thread(organization, flow, thread_id)
         if isinstance(request.auth, Source):
-            return post_as_source(request, data, thread.flow, thread_id=thread.id)
+            return post_as_source(request, request.auth, data, thread.flow, thread_id=thread.id)
         return post_as_user(request, data, thread.flow, thread_id=thread.id)
 
     def check_permissions(self, request: Request) -> None:
@@ -543,7 +549,7 @@ class FlowSourcesView(FlowdockView):
             source = Source.objects.create(
                 flow=target,
                 application=token.application,
-                creator=request.user,
+                creator=request_user(request),
                 **serializer.validated_data,
             )
         return Response(
@@ -605,7 +611,7 @@ class UserView(FlowdockView):
     scopes = ("profile",)
 
     def get(self, request: Request) -> Response:
-        return Response(user_json(request.user))
+        return Response(user_json(request_user(request)))
 
 
 # Streaming ------------------------------------------------------------------------------
@@ -614,11 +620,14 @@ class UserView(FlowdockView):
 class AnyContent(BaseContentNegotiation):
     """Streams pick their format from ``Accept`` themselves; errors are JSON."""
 
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
 
-    def select_renderer(self, request: Request, renderers: list[BaseRenderer], format_suffix=None):
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 def wants_event_stream(request: HttpRequest) -> bool:

@@ -95,6 +95,14 @@ class IsSandboxUser(permissions.BasePermission):
         return isinstance(request.user, User)
 
 
+def request_user(request: Request) -> User:
+    """The sandbox user of a request that :class:`IsSandboxUser` let through."""
+    user = request.user
+    if not isinstance(user, User):
+        raise exceptions.NotAuthenticated()
+    return user
+
+
 class HasScope(IsSandboxUser):
     """An OAuth token needs one of the view's ``scopes``; API tokens act with the user's
     full rights and flow tokens reach only the views that accept them."""

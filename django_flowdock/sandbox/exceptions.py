@@ -1,5 +1,6 @@
 """Errors in the shapes Flowdock answers with."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from rest_framework import exceptions, status
@@ -21,6 +22,7 @@ class InsufficientScope(exceptions.PermissionDenied):
 
 def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
     """Turn DRF's nested error structure into Flowdock's ``{"a.b": ["..."]}``."""
+    items: Iterable[tuple[Any, Any]]
     if isinstance(errors, dict):
         items = errors.items()
     elif isinstance(errors, list) and any(isinstance(item, dict | list) for item in errors):

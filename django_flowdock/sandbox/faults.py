@@ -50,6 +50,9 @@ class Fault:
         return path == self.path or path.startswith(prefix + "/")
 
     def fires_on(self, nth: int) -> bool:
+        """Whether the ``nth`` match fires; in next-N mode every match does."""
+        if self.ratio is None:
+            return True
         share = Fraction(self.ratio).limit_denominator(1000)
         return ceil(nth * share) > ceil((nth - 1) * share)
 
@@ -85,7 +88,7 @@ class FaultRegistry:
                 if not fault.matches(path):
                     continue
                 fault.matched += 1
-                if fault.ratio is not None and not fault.fires_on(fault.matched):
+                if not fault.fires_on(fault.matched):
                     continue
                 fault.fired += 1
                 if fault.ratio is None:

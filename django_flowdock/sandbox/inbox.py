@@ -86,9 +86,9 @@ def post_chat_message(
             if thread is None:
                 raise ValidationError({"thread_id": ["is invalid"]})
         if event == "comment":
-            parent = flow.messages.filter(pk=data.get("message")).first()
             if data.get("message") is None:
                 raise ValidationError({"message": [BLANK]})
+            parent = flow.messages.filter(pk=data["message"]).first()
             if parent is None or parent.event == "comment":
                 raise ValidationError({"message": ["is invalid"]})
             thread = thread or parent.thread

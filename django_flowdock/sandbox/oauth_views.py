@@ -39,8 +39,13 @@ def with_query(url: str, **params: str) -> str:
 
 
 def sandbox_user() -> User:
-    """The person "signed in" to the sandbox's web pages."""
-    return User.objects.order_by("id").first()
+    """The person "signed in" to the sandbox's web pages, seeded at start."""
+    return User.objects.earliest("id")
+
+
+def token_parameters(request: Request) -> dict[str, Any]:
+    """A token request's parameters; a JSON body that is not an object holds none."""
+    return request.data if isinstance(request.data, dict) else {}
 
 
 def error_page(request: HttpRequest, message: str) -> HttpResponse:
@@ -122,7 +127,7 @@ class TokenView(APIView):
             if used_basic:
                 response["WWW-Authenticate"] = 'Basic realm="Flowdock"'
             return response
-        grant_type = request.data.get("grant_type")
+        grant_type = token_parameters(request).get("grant_type")
         with write_transaction():
             if grant_type == "authorization_code":
                 return self.exchange_code(request, application)
@@ -140,8 +145,9 @@ class TokenView(APIView):
                 return None, True
             client_id, _, client_secret = (unquote(part) for part in decoded.partition(":"))
         else:
-            client_id = request.data.get("client_id", "")
-            client_secret = request.data.get("client_secret", "")
+            data = token_parameters(request)
+            client_id = data.get("client_id", "")
+            client_secret = data.get("client_secret", "")
         application = Application.objects.filter(client_id=client_id).first()
         if application is None or not hmac.compare_digest(
             application.client_secret.encode(), str(client_secret).encode()
@@ -150,8 +156,9 @@ class TokenView(APIView):
         return application, used_basic
 
     def exchange_code(self, request: Request, application: Application) -> HttpResponse:
+        data = token_parameters(request)
         code = AuthorizationCode.objects.filter(
-            code=request.data.get("code", ""), application=application
+            code=data.get("code", ""), application=application
         ).first()
         if code is None:
             return self.invalid_grant(request, "Unknown authorization code.")
@@ -162,7 +169,7 @@ class TokenView(APIView):
         code.save(update_fields=["used_at"])
         if code.expired:
             return self.invalid_grant(request, "The authorization code has expired.")
-        redirect_uri = request.data.get("redirect_uri")
+        redirect_uri = data.get("redirect_uri")
         if not redirect_uri:
             return self.answer(
                 request,
@@ -174,7 +181,7 @@ class TokenView(APIView):
         return self.issue(request, application, code.user, code.scope, code=code)
 
     def refresh(self, request: Request, application: Application) -> HttpResponse:
-        refresh_token = request.data.get("refresh_token", "")
+        refresh_token = token_parameters(request).get("refresh_token", "")
         previous = (
             AccessToken.objects.filter(refresh_token=refresh_token, application=application).first()
             if refresh_token

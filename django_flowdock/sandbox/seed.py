@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .models import Application, Flow, Organization, Source, User
 from .writes import write_transaction
 
@@ -17,7 +19,7 @@ def seed(
         source = Source.objects.filter(is_seed=True).select_related("application").first()
         if source is None:
             source = _create_seed()
-        application = source.application
+        application = _seed_application(source)
         uris = {
             "callback_uri": callback_uri,
             "setup_uri": setup_uri,
@@ -40,9 +42,19 @@ def _create_seed() -> Source:
     )
 
 
+def _seed_application(source: Source) -> Application:
+    application = source.application
+    if application is None:
+        raise ImproperlyConfigured(
+            "The sandbox's seeded source has lost its application; delete the sandbox "
+            "database to seed a new one."
+        )
+    return application
+
+
 def credentials(source: Source, url: str) -> dict[str, Any]:
     """What a developer or a test needs to talk to this sandbox."""
-    flow, user, application = source.flow, source.creator, source.application
+    flow, user, application = source.flow, source.creator, _seed_application(source)
     return {
         "url": url,
         "flow": {

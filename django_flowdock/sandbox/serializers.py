@@ -1,12 +1,15 @@
 """Validation of what integrations send, with Flowdock's error wording."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.http import QueryDict
 from rest_framework import serializers
 from rest_framework.fields import empty
 
 from .tags import split_tags
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise
 
 STATUS_COLORS = (
     "red",
@@ -24,7 +27,7 @@ BLANK = "can't be blank"
 # The docs cap chat content at 8096 characters; the sandbox holds bodies to the same.
 CONTENT_LIMIT = 8096
 TOO_LONG = "is too long (maximum is {max_length} characters)"
-ERROR_MESSAGES = {
+ERROR_MESSAGES: "dict[str, str | StrPromise]" = {
     "required": BLANK,
     "blank": BLANK,
     "null": BLANK,
@@ -79,7 +82,9 @@ class StatusSerializer(serializers.Serializer):
 
 
 class FieldSerializer(serializers.Serializer):
-    label = text()
+    # DRF's metaclass takes declared fields off the class, so this does not replace
+    # Field.label as the stubs think.
+    label = text()  # type: ignore[assignment]
     # Only <a> is rendered; other markup is accepted and shown as text, as in Flowdock.
     value = OptionalText()
 
@@ -137,11 +142,15 @@ class ThreadSerializer(serializers.Serializer):
     body = OptionalText(max_length=CONTENT_LIMIT)
     external_url = OptionalURL()
     status = StatusSerializer(required=False, allow_null=True, default=None)
-    fields = NullableFields(child=FieldSerializer(), required=False, default=list)
+    # Taken off the class by DRF's metaclass, as ``label`` above: not Serializer.fields.
+    fields = NullableFields(  # type: ignore[assignment]
+        child=FieldSerializer(), required=False, default=list
+    )
     actions = NullableList(required=False, default=list)
 
     def validate_actions(self, actions: list[Any]) -> list[dict[str, Any]]:
-        valid, errors = [], []
+        valid: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
         for action in actions:
             serializer = ActionSerializer(data=action)
             if serializer.is_valid():
@@ -220,6 +229,7 @@ def nest_form_data(data: QueryDict) -> dict[str, Any]:
     for key in data:
         head, _, rest = key.partition("[")
         path = [head, *rest.removesuffix("]").split("][")] if rest else [head]
+        value: str | list[str] | None
         if path[-1] == "":
             path, value = path[:-1], data.getlist(key)
         else:

@@ -11,7 +11,8 @@ from .faults import DROP_KEY, FaultInjectionMiddleware
 
 class SandboxRequestHandler(WSGIRequestHandler):
     def get_environ(self) -> dict[str, Any]:
-        environ = super().get_environ()
+        # WSGI environ values are not all strings, whatever django-stubs says.
+        environ: dict[str, Any] = super().get_environ()
         environ[DROP_KEY] = self.drop_connection
         return environ
 
@@ -19,7 +20,8 @@ class SandboxRequestHandler(WSGIRequestHandler):
         """Close the connection without an answer, as a crashed server would."""
         # Stop here too: the read buffer still holds the dropped request's body.
         self.close_connection = True
-        self.connection.shutdown(socket.SHUT_RDWR)
+        # django-stubs types ``connection`` as a WSGIRequest; it is the client's socket.
+        self.connection.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
 
 
 def make_server(host: str, port: int) -> ThreadedWSGIServer:

@@ -1,5 +1,7 @@
 """The web pages: team inbox, sources, developer application, faults."""
 
+from typing import Any
+
 from django.http import (
     Http404,
     HttpRequest,
@@ -65,7 +67,7 @@ def inbox(request: HttpRequest, organization: str, flow: str) -> HttpResponse:
             thread=opened, pk=int(request.GET["result"])
         ).first()
         if invocation is not None:
-            application = opened.source.application
+            application = opened.source.application if opened.source else None
             result = describe(invocation, application.name if application else "")
     context = {
         **navigation(current),
@@ -167,7 +169,7 @@ def application(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def faults(request: HttpRequest) -> HttpResponse:
-    errors = {}
+    errors: dict[str, Any] = {}
     if request.method == "POST":
         action = request.POST.get("do")
         if action == "clear":
