@@ -16,7 +16,7 @@ from django.db.models.fields.files import FieldFile
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_save
 
 from ..conf import flowdock_settings
-from ..context import current_request, current_user
+from ..context import current_request, current_user, is_from_flowdock
 from ..delivery.outbox import capture, values_before
 from ..mixins import FlowdockComment, FlowdockThread
 from ..models import Change
@@ -158,7 +158,7 @@ def thread_deleted(sender: type, instance: Any, **kwargs: Any) -> None:
 
 
 def comment_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs: Any) -> None:
-    if raw or not created:
+    if raw or not created or is_from_flowdock():
         return
     capture(
         using=_using(instance, kwargs),
