@@ -178,7 +178,9 @@ class FlowReader:
     def __init__(self, flow: Flow, stopping: threading.Event) -> None:
         self.flow = flow
         self.stopping = stopping
-        self.connection: http.client.HTTPConnection | None = None
+        #: The open stream's socket (http.client lets go of it once the response is
+        #: read until the server closes), for :meth:`interrupt`.
+        self.socket: socket.socket | None = None
         self.failures = 0
 
     def run(self) -> None:
@@ -206,10 +208,12 @@ class FlowReader:
         connection_class = (
             http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
         )
-        self.connection = connection = connection_class(
-            url.hostname, url.port, timeout=STREAM_IDLE_TIMEOUT
-        )
+        connection = connection_class(url.hostname, url.port, timeout=STREAM_IDLE_TIMEOUT)
         try:
+            connection.connect()
+            self.socket = connection.sock
+            if self.stopping.is_set():
+                return
             since = FlowCursor.objects.get(flow_id=self.flow.flow_id).last_message_id
             connection.request(
                 "GET",
@@ -230,15 +234,15 @@ class FlowReader:
                 if "id" in data:
                     receive(self.flow.flow_id, self.flow.source_ids, data)
         finally:
-            self.connection = None
+            self.socket = None
             connection.close()
 
     def interrupt(self) -> None:
         """Unblock a stream waiting for its next line (called from another thread)."""
-        connection = self.connection
-        if connection is not None and connection.sock is not None:
+        sock = self.socket
+        if sock is not None:
             with contextlib.suppress(OSError):
-                connection.sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class Listener:
