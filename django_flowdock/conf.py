@@ -41,6 +41,12 @@ DEFAULTS: dict[str, Any] = {
     "OAUTH_SCOPES": ["flow", "integration", "profile"],
     # Seconds an identity claim link (from an UpdateAction 401) stays valid.
     "CLAIM_MAX_AGE": 600,
+    # Conversations (django_flowdock.conversations): the Streaming API's base URL; None
+    # means https://stream.flowdock.com for the hosted API, else API_URL + "/stream".
+    "STREAM_URL": None,
+    # Conversations: the USERNAME_FIELD value of the local user who authors comments
+    # from Flowdock users that are not linked; None passes author=None to the hook.
+    "CONVERSATION_AUTHOR": None,
 }
 
 #: Settings that no longer exist, with what replaced them (check django_flowdock.W002).

@@ -14,6 +14,7 @@ current_request: ContextVar[HttpRequest | None] = ContextVar(
 )
 _acting_user: ContextVar[Any] = ContextVar("django_flowdock_acting_user", default=None)
 _base_url: ContextVar[str] = ContextVar("django_flowdock_base_url", default="")
+_from_flowdock: ContextVar[bool] = ContextVar("django_flowdock_from_flowdock", default=False)
 
 
 @contextmanager
@@ -37,6 +38,22 @@ def delivering(user: Any, base_url: str) -> Iterator[None]:
     finally:
         _acting_user.reset(user_token)
         _base_url.reset(url_token)
+
+
+@contextmanager
+def receiving_from_flowdock() -> Iterator[None]:
+    """Comments saved inside came from Flowdock (a chat reply, see
+    ``django_flowdock.conversations``): they are already in their flow, so they are not
+    captured to be posted there again."""
+    token = _from_flowdock.set(True)
+    try:
+        yield
+    finally:
+        _from_flowdock.reset(token)
+
+
+def is_from_flowdock() -> bool:
+    return _from_flowdock.get()
 
 
 def current_base_url() -> str:

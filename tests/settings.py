@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_flowdock",
+    "django_flowdock.conversations",
     "tests.testapp",
     "tests.contractapp",
 ]

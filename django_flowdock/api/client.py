@@ -133,9 +133,14 @@ class FlowdockClient:
             raise FlowdockRejectedError(text, **details)
         raise FlowdockError(text, **details)
 
-    def post_message(self, payload: dict[str, Any]) -> requests.Response:
-        """``POST /messages``; ``payload`` carries its ``flow_token``."""
-        return self.request("POST", "/messages", json=payload)
+    def post_message(
+        self, payload: dict[str, Any], *, wait_for_message: bool = False
+    ) -> requests.Response:
+        """``POST /messages``; ``payload`` carries its ``flow_token``. With
+        ``wait_for_message`` Flowdock answers ``200`` with the stored message (its
+        ``id`` and ``thread_id``) when it can, else ``202`` as usual."""
+        headers = {"X-flowdock-wait-for-message": "true"} if wait_for_message else None
+        return self.request("POST", "/messages", json=payload, headers=headers)
 
     def update_source(self, flow_token: str, **changes: str) -> dict[str, Any]:
         """``PUT /sources``: set ``error_message`` and/or ``configuration_url``."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
 from django.utils import timezone
@@ -193,8 +194,12 @@ def attempt(
             if change.pk not in rendered:
                 rendered[change.pk] = render(change)
             message.payload, repairs = rendered[change.pk]
-        poster = client_for(message.source, transport) if _is_http(transport) else transport
-        response = poster.post_message(message.api_payload())
+        if _is_http(transport):
+            response = client_for(message.source, transport).post_message(
+                message.api_payload(), wait_for_message=wants_posted_message(message.source)
+            )
+        else:
+            response = transport.post_message(message.api_payload())
     except FlowdockSourceGoneError as exc:
         return _finish(
             message, Message.State.CANCELLED, exc, f"Source removed in Flowdock (410): {exc}"
@@ -222,6 +227,17 @@ def attempt(
     )
     message.sent_at = timezone.now()
     return Attempt(message, Message.State.SENT, response=response, repairs=repairs)
+
+
+def wants_posted_message(source: Source) -> bool:
+    """Hook: whether to ask Flowdock to answer with the stored message, whose
+    ``thread_id`` the optional conversations app keeps (``message_sent`` carries the
+    response) to trace chat replies back to their object."""
+    if not apps.is_installed("django_flowdock.conversations"):
+        return False
+    from django_flowdock.conversations.identity import learns_thread_ids
+
+    return learns_thread_ids(source)
 
 
 def _is_http(transport: Any) -> bool:

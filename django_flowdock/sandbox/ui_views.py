@@ -18,9 +18,11 @@ from .actions import describe, perform_action
 from .api_views import storage_path, stream_response
 from .control_views import FaultSerializer, reset, revoke, seed_source
 from .faults import registry
+from .inbox import post_chat_message
 from .models import ActionInvocation, Application, Flow, Message, Source, Thread
 from .oauth_views import sandbox_user, with_query
 from .representations import base_url
+from .serializers import ChatMessageSerializer
 from .writes import write_transaction
 
 
@@ -77,6 +79,7 @@ def inbox(request: HttpRequest, organization: str, flow: str) -> HttpResponse:
         "timeline": timeline,
         "cids": attachment_urls(timeline),
         "broken_sources": current.sources.filter(removed_at=None).exclude(error_message=""),
+        "user_name": sandbox_user().name,
     }
     template = "inbox_panes.html" if request.GET.get("fragment") else "inbox.html"
     return render(request, f"flowdock_sandbox/{template}", context)
@@ -117,6 +120,22 @@ def run_action(
         return JsonResponse(result)
     url = reverse("flowdock_sandbox:inbox", args=[organization, flow])
     return HttpResponseRedirect(f"{url}?thread={thread.id}&result={invocation.pk}")
+
+
+@require_POST
+def reply(request: HttpRequest, organization: str, flow: str, thread_id: str) -> HttpResponse:
+    """The reply box: the signed-in user's chat ``message`` in the thread, as typed in
+    Flowdock's inbox (what an integration listening to the flow receives)."""
+    current = get_flow(organization, flow)
+    thread = get_object_or_404(Thread, flow=current, id=thread_id)
+    content = request.POST.get("content", "")
+    serializer = ChatMessageSerializer(
+        data={"event": "message", "content": content, "thread_id": thread.id}
+    )
+    if serializer.is_valid() and serializer.validated_data["content"].strip():
+        post_chat_message(current, sandbox_user(), serializer.validated_data)
+    url = reverse("flowdock_sandbox:inbox", args=[organization, flow])
+    return HttpResponseRedirect(f"{url}?thread={thread.id}")
 
 
 def sources(request: HttpRequest, organization: str, flow: str) -> HttpResponse:

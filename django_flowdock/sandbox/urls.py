@@ -70,6 +70,11 @@ pages = [
         ui_views.run_action,
         name="run-action",
     ),
+    path(
+        "app/<slug:organization>/<slug:flow>/threads/<str:thread_id>/reply",
+        ui_views.reply,
+        name="reply",
+    ),
     path("app/<slug:organization>/<slug:flow>/sources", ui_views.sources, name="sources"),
     path(
         "app/<slug:organization>/<slug:flow>/sources/<int:pk>/remove",

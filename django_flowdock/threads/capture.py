@@ -17,7 +17,7 @@ from django.db.models.fields.files import FieldFile
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_save
 
 from django_flowdock.conf import flowdock_settings
-from django_flowdock.context import current_request, current_user
+from django_flowdock.context import current_request, current_user, is_from_flowdock
 from django_flowdock.delivery.outbox import capture, values_before
 from django_flowdock.mixins import FlowdockComment, FlowdockThread
 from django_flowdock.models import Change
@@ -164,7 +164,7 @@ def thread_deleted(sender: type, instance: Any, **kwargs: Any) -> None:
 
 
 def comment_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs: Any) -> None:
-    if raw or not created:
+    if raw or not created or is_from_flowdock():
         return
     capture(
         using=_using(instance, kwargs),

@@ -60,10 +60,21 @@ class Ticket(FlowdockThread, models.Model):
 class Reply(FlowdockComment, models.Model):
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE)
     text = models.TextField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    flowdock_message_id = models.BigIntegerField(null=True, blank=True)
 
     class FlowdockMeta:
         thread = "ticket"
         body = "text"
+
+    @classmethod
+    def from_flowdock(cls, ticket, message, author):
+        """A chat reply in the ticket's Flowdock thread (django_flowdock.conversations)."""
+        return cls.objects.create(
+            ticket=ticket, text=message.text, author=author, flowdock_message_id=message.id
+        )
 
 
 class Incident(FlowdockThread, models.Model):

@@ -1,0 +1,93 @@
+"""Thread identity: which Flowdock thread shows which object, learnt from what
+Flowdock answers to a post and from the app's own messages coming back in the flow."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from django_flowdock.conversations.models import FlowCursor, ThreadLink
+from django_flowdock.delivery.fanout import load
+from django_flowdock.models import Change, Message, Source
+from django_flowdock.threads.options import option
+
+logger = logging.getLogger("django_flowdock.conversations")
+
+
+def learns_thread_ids(source: Source) -> bool:
+    """Sources the listener can read: active, with a user's OAuth token. Their posts
+    ask Flowdock for the stored message (no query: the token is not loaded)."""
+    return source.active and source.token_id is not None
+
+
+def thread_object(message: Message) -> tuple[str, str] | None:
+    """(model label, pk) of the object whose thread ``message`` was posted to."""
+    change = message.change
+    if change is None:
+        return None
+    if change.event != Change.Event.COMMENTED:
+        return change.model, change.object_pk
+    comment = load(change.model, change.object_pk)
+    thread = None if comment is None else option(comment, "thread")
+    if thread is None:
+        return None
+    return thread._meta.concrete_model._meta.label_lower, str(thread.pk)
+
+
+def link_thread(message: Message, flowdock_thread_id: str) -> None:
+    """Keep ``flowdock_thread_id`` for the message's item; two processes may race."""
+    shown = thread_object(message)
+    if shown is None:
+        return
+    values = {"flowdock_thread_id": flowdock_thread_id, "model": shown[0], "object_pk": shown[1]}
+    key = {"source_id": message.source_id, "thread_key": message.thread_key}
+    try:
+        with transaction.atomic():
+            ThreadLink.objects.update_or_create(**key, defaults=values)
+    except IntegrityError:
+        ThreadLink.objects.filter(**key).update(**values)
+
+
+def remember_posted_thread(sender: Any, message: Message, response: Any, **kwargs: Any) -> None:
+    """``message_sent`` receiver: keep the ``thread_id`` of a ``200`` answer, and start
+    the flow's cursor here if the listener never ran, so replies made before it first
+    starts are still read."""
+    source = message.source
+    if not learns_thread_ids(source) or getattr(response, "status_code", None) != 200:
+        return
+    try:
+        data = response.json()
+    except ValueError:
+        return
+    if not isinstance(data, dict) or not data.get("thread_id"):
+        return
+    link_thread(message, str(data["thread_id"]))
+    flow_id = source.flow_id or str(data.get("flow") or "")
+    if flow_id and str(data.get("id", "")).isdigit():
+        FlowCursor.objects.get_or_create(
+            flow_id=flow_id, defaults={"last_message_id": int(data["id"])}
+        )
+
+
+def learn_from_own_message(source_ids: list[int], data: dict[str, Any]) -> bool:
+    """An inbox message of the flow carrying the ``uuid`` of one of our posts names the
+    item's thread (a post answered ``202`` did not). True if a link was written."""
+    thread_id, given = data.get("thread_id"), data.get("uuid")
+    if not thread_id or not given:
+        return False
+    try:
+        wanted = uuid.UUID(str(given))
+    except ValueError:
+        return False
+    posted = (
+        Message.objects.filter(uuid=wanted, source_id__in=source_ids)
+        .select_related("change")
+        .first()
+    )
+    if posted is None:
+        return False
+    link_thread(posted, str(thread_id))
+    return True
