@@ -42,8 +42,12 @@ def link_thread(message: Message, flowdock_thread_id: str) -> None:
     shown = thread_object(message)
     if shown is None:
         return
-    values = {"flowdock_thread_id": flowdock_thread_id, "model": shown[0], "object_pk": shown[1]}
-    key = {"source_id": message.source_id, "thread_key": message.thread_key}
+    values: dict[str, Any] = {
+        "flowdock_thread_id": flowdock_thread_id,
+        "model": shown[0],
+        "object_pk": shown[1],
+    }
+    key: dict[str, Any] = {"source_id": message.source_id, "thread_key": message.thread_key}
     try:
         with transaction.atomic():
             ThreadLink.objects.update_or_create(**key, defaults=values)

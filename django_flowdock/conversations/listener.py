@@ -61,17 +61,20 @@ def connected_flows() -> list[Flow]:
         .order_by("pk")
     )
     for source in sources:
+        token = source.token
+        if token is None:  # the query asks for sources with a token
+            continue
         flow = flows.get(source.flow_id)
         if flow is not None:
             flow.source_ids.append(source.pk)
             continue
-        scopes = set(source.token.scope.replace(",", " ").split())
+        scopes = set(token.scope.replace(",", " ").split())
         if scopes and "flow" not in scopes:
             logger.warning(
                 "Source %s: its OAuth token lacks the scope 'flow' (has %s); its flow is "
                 "not read. Connect the flow again with 'flow' in OAUTH_SCOPES.",
                 source.pk,
-                source.token.scope,
+                token.scope,
             )
             continue
         if not source.flow_path:
@@ -84,7 +87,7 @@ def connected_flows() -> list[Flow]:
             source.flow_id,
             source.flow_path.strip("/"),
             api_url.rstrip("/"),
-            source.token.access_token,
+            token.access_token,
             [source.pk],
         )
     return list(flows.values())
@@ -208,7 +211,7 @@ class FlowReader:
         connection_class = (
             http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
         )
-        connection = connection_class(url.hostname, url.port, timeout=STREAM_IDLE_TIMEOUT)
+        connection = connection_class(url.hostname or "", url.port, timeout=STREAM_IDLE_TIMEOUT)
         try:
             connection.connect()
             self.socket = connection.sock

@@ -177,4 +177,5 @@ def _create_comment(link: ThreadLink, message: ChatMessage) -> Any:
         return None
     author = author_for(message.flowdock_user_id)
     with receiving_from_flowdock(), acting_as(author):
-        return comment_model.from_flowdock(thread, message, author)
+        hook: Any = comment_model.from_flowdock  # type: ignore[attr-defined]  # checked above
+        return hook(thread, message, author)
