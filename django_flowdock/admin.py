@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import TYPE_CHECKING, Any
 
 import django
 from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import router, transaction
+from django.db import models, router, transaction
 from django.db.models import Max
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -44,6 +46,9 @@ from django_flowdock.exceptions import FlowdockError
 from django_flowdock.models import Change, FlowdockUser, Message, OAuthApplication, Source
 from django_flowdock.threads.render import TITLE_LIMIT, inline_html
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 
 class SecretInput(forms.PasswordInput):
     """Never renders the stored secret; an empty submission keeps it."""
@@ -67,12 +72,17 @@ class SecretFieldsForm(forms.ModelForm):
                 field.required = False
                 field.help_text = _("Stored encrypted. Leave empty to keep the current value.")
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         for name in self.secret_fields:
             if self.instance.pk and not cleaned.get(name):
                 cleaned[name] = getattr(self.instance, name)
         return cleaned
+
+
+# Django 5 warns unless the scheme is chosen; 4.2 has no such argument.
+_URL_SCHEME: dict[str, Any] = {"assume_scheme": "https"} if django.VERSION >= (5, 0) else {}
 
 
 class OAuthApplicationForm(SecretFieldsForm):
@@ -81,8 +91,7 @@ class OAuthApplicationForm(SecretFieldsForm):
         label=_("API URL"),
         required=False,
         help_text=_('Leave empty to use FLOWDOCK["API_URL"].'),
-        # Django 5 warns unless the scheme is chosen; 4.2 has no such argument.
-        **({"assume_scheme": "https"} if django.VERSION >= (5, 0) else {}),
+        **_URL_SCHEME,
     )
 
     class Meta:
@@ -143,8 +152,10 @@ class SourceForm(SecretFieldsForm):
             current = settings.get(name)
             current = [str(value) for value in current] if isinstance(current, list) else []
             known = {value for value, _label in choices}
+            field = self.fields[name]
+            assert isinstance(field, forms.ChoiceField)
             # Values no longer offered stay ticked, so saving the form keeps them.
-            self.fields[name].choices = list(choices) + [
+            field.choices = list(choices) + [
                 (value, _("%(value)s (not offered any more)") % {"value": value})
                 for value in current
                 if value not in known
@@ -155,20 +166,24 @@ class SourceForm(SecretFieldsForm):
             types = [ContentType.objects.get_for_model(model).pk for model in scope_models()]
             if source.scope_content_type_id:
                 types.append(source.scope_content_type_id)
-            self.fields["scope_content_type"].queryset = ContentType.objects.filter(pk__in=types)
-            self.fields["scope_content_type"].help_text = _(
-                "Empty: the source receives items of every scope."
-            )
+            content_type_field = self.fields["scope_content_type"]
+            assert isinstance(content_type_field, forms.ModelChoiceField)
+            content_type_field.queryset = ContentType.objects.filter(pk__in=types)
+            content_type_field.help_text = _("Empty: the source receives items of every scope.")
             self.fields["scope_object_id"].help_text = _(
                 "The id of the object of that type, as in its admin page's address."
             )
         else:
             value = scope_value(source)
-            choices = list(self.fields["scope_object"].choices)
-            offered = {v for _group, options in choices[1:] for v, _label in options}
+            scope_field = self.fields["scope_object"]
+            assert isinstance(scope_field, ScopeField)
+            # Reading choices gives them normalized (an iterable); the stubs give the
+            # setter's wider input type.
+            grouped: list[Any] = list(scope_field.choices)  # type: ignore[arg-type]
+            offered = {v for _group, options in grouped[1:] for v, _label in options}
             if value and value not in offered:
-                choices.append((_("Current"), [(value, str(source.scope or value))]))
-                self.fields["scope_object"].choices = choices
+                grouped.append((_("Current"), [(value, str(source.scope or value))]))
+                scope_field.choices = grouped
             self.initial.setdefault("scope_object", value)
 
     def clean(self):
@@ -229,20 +244,22 @@ class SourceForm(SecretFieldsForm):
 def _scope_outside_models(source: Source) -> bool:
     """Whether the source is scoped to a type no FlowdockMeta.scope path names (set in
     code, e.g. through a scope property); such a scope is edited by type and id."""
-    if not source.scope_content_type_id:
+    if source.scope_content_type is None:
         return False
-    return source.scope_content_type.model_class() not in scope_models()
+    model = source.scope_content_type.model_class()
+    return model is None or model not in scope_models()
 
 
-def _exists(model, pk: str) -> bool:
+def _exists(model: type[models.Model], pk: str) -> bool:
     try:
         return model._default_manager.filter(pk=pk).exists()
     except (ValueError, TypeError, ValidationError):
         return False  # not a valid value for the primary key's type
 
 
-class SecretAdminMixin:
-    """Keeps secrets out of error reports for the add/change forms."""
+class SecretAdminMixin(admin.ModelAdmin):
+    """Keeps secrets out of error reports for the add/change forms (a ModelAdmin base,
+    so the type checker knows what ``super()`` holds)."""
 
     @method_decorator(sensitive_post_parameters("client_secret", "flow_token"))
     def changeform_view(self, *args, **kwargs):
@@ -275,12 +292,13 @@ class OAuthApplicationAdmin(SecretAdminMixin, admin.ModelAdmin):
         ]
         return connect_urls + super().get_urls()
 
-    def render_change_form(self, request, context, add=False, change=False, **kwargs):
-        obj = kwargs.get("obj")
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
             context["flowdock_uris"] = application_uris(request, obj)
             context["can_connect"] = request.user.has_perm("django_flowdock.add_source")
-        return super().render_change_form(request, context, add=add, change=change, **kwargs)
+        return super().render_change_form(
+            request, context, add=add, change=change, form_url=form_url, obj=obj
+        )
 
     def _connectable(self, request, object_id: int) -> OAuthApplication:
         if not request.user.has_perm("django_flowdock.add_source"):
@@ -343,7 +361,7 @@ class OAuthApplicationAdmin(SecretAdminMixin, admin.ModelAdmin):
         return TemplateResponse(request, "django_flowdock/admin/connect_flow.html", context)
 
 
-def application_uris(request, application: OAuthApplication) -> list[tuple[str, str]]:
+def application_uris(request, application: OAuthApplication) -> list[tuple[StrOrPromise, str]]:
     """The URIs to paste into Flowdock's developer application form."""
     setup = reverse("django_flowdock:setup-application", args=[application.pk])
     return [
@@ -388,7 +406,9 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_last_delivery=Max("messages__sent_at"))
 
-    def _each(self, request, sources_, operation, refused: str, done: str = "") -> int:
+    def _each(
+        self, request, sources_, operation, refused: StrOrPromise, done: StrOrPromise = ""
+    ) -> int:
         """Run ``operation`` on each source, reporting Flowdock's refusals (and, with
         ``done``, each success); return how many succeeded."""
         succeeded = 0
@@ -433,7 +453,7 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
             "opts": self.opts,
             "form": form,
             "queryset": queryset,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "django_flowdock/admin/error_message_form.html", context)
 
@@ -470,12 +490,13 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
         return format_html('<span style="color:#ba2121">{}</span>', obj.error_message)
 
     @admin.display(description=_("scope"))
-    def scope_display(self, obj: Source) -> str:
+    def scope_display(self, obj: Source) -> StrOrPromise:
         return str(obj.scope) if obj.scope_content_type_id else _("everything")
 
     @admin.display(description=_("last delivery"), ordering="_last_delivery")
     def last_delivery(self, obj: Source):
-        return obj._last_delivery or "—"
+        # Annotated by get_queryset().
+        return getattr(obj, "_last_delivery", None) or "—"
 
     @admin.action(description=_("Send a test message"), permissions=["change"])
     def send_test_message(self, request, queryset):
@@ -523,7 +544,7 @@ def test_message(source: Source) -> dict:
 
 
 #: Colours of the delivery log's states, from the admin's own palette.
-STATE_COLORS = {
+STATE_COLORS: dict[str, str] = {
     Message.State.PENDING: "#b06c00",
     Message.State.SENT: "#2a7a2a",
     Message.State.FAILED: "#ba2121",
@@ -559,7 +580,7 @@ class ThreadModelFilter(admin.SimpleListFilter):
         return queryset.filter(thread_key__startswith=f"{self.value()}:")
 
 
-def split_thread_key(key: str) -> tuple[type | None, str]:
+def split_thread_key(key: str) -> tuple[type[models.Model] | None, str]:
     """The model and pk a ``"app_label.model:pk"`` thread key names (model None when
     no installed model has that label)."""
     label, sep, pk = key.partition(":")
@@ -571,15 +592,15 @@ def split_thread_key(key: str) -> tuple[type | None, str]:
         return None, pk
 
 
-def thread_objects(messages) -> dict[str, object]:
+def thread_objects(messages) -> dict[str, models.Model]:
     """The objects behind the messages' thread keys, one query per model; keys of
     objects that are gone are missing."""
-    wanted: dict[type, set[str]] = {}
+    wanted: dict[type[models.Model], set[str]] = {}
     for message in messages:
         model, pk = split_thread_key(message.thread_key)
         if model is not None:
             wanted.setdefault(model, set()).add(pk)
-    found = {}
+    found: dict[str, models.Model] = {}
     for model, pks in wanted.items():
         valid = []
         for pk in pks:
@@ -590,6 +611,9 @@ def thread_objects(messages) -> dict[str, object]:
         for obj in model._default_manager.filter(pk__in=valid):
             found[f"{model._meta.label_lower}:{obj.pk}"] = obj
     return found
+
+
+_NOT_LOOKED_UP = object()
 
 
 class DeliveryLog(ChangeList):
@@ -627,7 +651,7 @@ class MessageAdmin(admin.ModelAdmin):
     )
     list_select_related = ["source"]
     date_hierarchy = "created_at"
-    fields = [
+    fields = (
         "uuid",
         "source",
         "thread_object_display",
@@ -643,7 +667,7 @@ class MessageAdmin(admin.ModelAdmin):
         "sent_at",
         "change",
         "payload_display",
-    ]
+    )
     readonly_fields = fields
     actions = ["retry"]
 
@@ -690,10 +714,12 @@ class MessageAdmin(admin.ModelAdmin):
         )
 
     def _thread_object(self, obj: Message):
-        if not hasattr(obj, "thread_object"):  # the change page shows one message
-            obj.thread_object = thread_objects([obj]).get(obj.thread_key)
+        # Set on each row by DeliveryLog; the change page shows one message.
+        thread_object = getattr(obj, "thread_object", _NOT_LOOKED_UP)
+        if thread_object is _NOT_LOOKED_UP:
+            thread_object = thread_objects([obj]).get(obj.thread_key)
         model, pk = split_thread_key(obj.thread_key)
-        if obj.thread_object is None:
+        if thread_object is None:
             if model is None:
                 return obj.thread_key
             return format_html(
@@ -702,8 +728,8 @@ class MessageAdmin(admin.ModelAdmin):
                 obj.thread_key,
                 _("deleted"),
             )
-        text = Truncator(str(obj.thread_object)).chars(60)
-        url = self._admin_url(obj.thread_object)
+        text = Truncator(str(thread_object)).chars(60)
+        url = self._admin_url(thread_object)
         if url is None:
             return format_html('<span title="{}">{}</span>', obj.thread_key, text)
         return format_html('<a href="{}" title="{}">{}</a>', url, obj.thread_key, text)
@@ -793,7 +819,7 @@ class ChangeAdmin(admin.ModelAdmin):
     list_filter = ["fanned_out", "event", "model", "created_at"]
     search_fields = ["model", "object_pk", "error"]
     date_hierarchy = "created_at"
-    fields = [
+    fields = (
         "created_at",
         "event",
         "model",
@@ -805,7 +831,7 @@ class ChangeAdmin(admin.ModelAdmin):
         "error",
         "values",
         "described",
-    ]
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request):

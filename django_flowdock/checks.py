@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from django.apps import apps
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db import models
 
 from django_flowdock.conf import DEFAULTS, REMOVED, flowdock_settings
 from django_flowdock.exceptions import FlowdockConfigurationError
@@ -65,7 +66,7 @@ def check_models(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
     return [error for model in apps.get_models() for error in check_model(model)]
 
 
-def check_model(model: type) -> list[checks.CheckMessage]:
+def check_model(model: type[models.Model]) -> list[checks.CheckMessage]:
     """The problems in one model's FlowdockMeta."""
     errors: list[checks.CheckMessage] = []
     if issubclass(model, (FlowdockThread, FlowdockComment)):
@@ -92,8 +93,8 @@ def check_model(model: type) -> list[checks.CheckMessage]:
     return errors
 
 
-def _check_options(model: type, options: Options) -> list[checks.CheckMessage]:
-    errors = []
+def _check_options(model: type[models.Model], options: Options) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
     unknown = options.unknown_options()
     if unknown:
         errors.append(
@@ -118,8 +119,8 @@ def _check_options(model: type, options: Options) -> list[checks.CheckMessage]:
     return errors
 
 
-def _check_thread(model: type, options: Options) -> list[checks.CheckMessage]:
-    errors = []
+def _check_thread(model: type[models.Model], options: Options) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
     colors = options.get("status_colors") or {}
     if not isinstance(colors, dict):
         colors = {}
@@ -154,7 +155,7 @@ def _check_thread(model: type, options: Options) -> list[checks.CheckMessage]:
     return errors
 
 
-def _check_comment(model: type, options: Options) -> list[checks.CheckMessage]:
+def _check_comment(model: type[models.Model], options: Options) -> list[checks.CheckMessage]:
     path = options.get("thread")
     if not isinstance(path, str) or not has_path(model, path):
         return [
@@ -166,8 +167,10 @@ def _check_comment(model: type, options: Options) -> list[checks.CheckMessage]:
                 model,
             )
         ]
-    target = model
+    target: type[models.Model] | None = model
     for name in path.split("."):
+        if target is None:
+            return []  # past a field that holds no object
         try:
             model_field = target._meta.get_field(name)
         except (FieldDoesNotExist, AttributeError):
@@ -185,12 +188,13 @@ def _check_comment(model: type, options: Options) -> list[checks.CheckMessage]:
             ]
         target = model_field.related_model
     if not (isinstance(target, type) and issubclass(target, FlowdockThread)):
-        name = getattr(getattr(target, "_meta", None), "label", target)
+        target_label = getattr(getattr(target, "_meta", None), "label", target)
         return [
             _error(
-                f"{options.label}.FlowdockMeta.thread = {path!r} points to {name}, "
+                f"{options.label}.FlowdockMeta.thread = {path!r} points to {target_label}, "
                 "which is not a FlowdockThread model.",
-                f"Add FlowdockThread to {name}'s bases, or point thread at a model that has it.",
+                f"Add FlowdockThread to {target_label}'s bases, or point thread at a model "
+                "that has it.",
                 4,
                 model,
             )
@@ -198,19 +202,22 @@ def _check_comment(model: type, options: Options) -> list[checks.CheckMessage]:
     return []
 
 
-def _last_field(model: type, path: str) -> Any:
+def _last_field(model: type[models.Model], path: str) -> Any:
     """The model field ``path`` ends at, or None when it ends at an attribute."""
     model_field = None
+    current: type[models.Model] | None = model
     for name in path.split("."):
+        if current is None:
+            return None  # past a field that holds no object
         try:
-            model_field = model._meta.get_field(name)
+            model_field = current._meta.get_field(name)
         except (FieldDoesNotExist, AttributeError):
             return None
-        model = model_field.related_model
+        current = model_field.related_model
     return model_field
 
 
-def _check_status_colors(model: type, options: Options) -> list[checks.CheckMessage]:
+def _check_status_colors(model: type[models.Model], options: Options) -> list[checks.CheckMessage]:
     """E028: colours keyed by statuses the status field's choices never hold."""
     colors = options.get("status_colors")
     status = options.get("status")
@@ -243,7 +250,7 @@ def _check_status_colors(model: type, options: Options) -> list[checks.CheckMess
     ]
 
 
-def _check_fields(model: type, options: Options) -> list[checks.CheckMessage]:
+def _check_fields(model: type[models.Model], options: Options) -> list[checks.CheckMessage]:
     """E029: ``fields`` entries that cannot be read from the model's objects."""
     declared = options.get("fields")
     if declared is None:
@@ -257,7 +264,7 @@ def _check_fields(model: type, options: Options) -> list[checks.CheckMessage]:
                 model,
             )
         ]
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for spec in options.fields:
         if callable(spec.path):
             continue
@@ -281,7 +288,7 @@ def _check_fields(model: type, options: Options) -> list[checks.CheckMessage]:
     return errors
 
 
-def _many_crossed(model: type, path: str) -> str | None:
+def _many_crossed(model: type[models.Model], path: str) -> str | None:
     """The many-valued relation ``path`` reads an attribute of its objects through
     (``"tags.name"``), or None."""
     for name in path.split(".")[:-1]:
@@ -291,13 +298,14 @@ def _many_crossed(model: type, path: str) -> str | None:
             return None  # a property or method: its type can't be known statically
         if model_field.many_to_many or model_field.one_to_many:
             return name
-        model = model_field.related_model
-        if model is None:
+        related = model_field.related_model
+        if related is None:
             return None
+        model = related
     return None
 
 
-def _check_actions(model: type) -> list[checks.CheckMessage]:
+def _check_actions(model: type[models.Model]) -> list[checks.CheckMessage]:
     """E020-E023, E026, E027: the model's @flowdock_action methods and view_actions."""
     import inspect
 
@@ -314,7 +322,7 @@ def _check_actions(model: type) -> list[checks.CheckMessage]:
                 model,
             )
         ]
-    errors = []
+    errors: list[checks.CheckMessage] = []
     names: dict[str, str] = {}
     for key, action in actions.items():
         if action.condition is not None and not callable(action.condition):
@@ -354,12 +362,12 @@ def _check_actions(model: type) -> list[checks.CheckMessage]:
     return errors
 
 
-def _check_view_actions(model: type, options: Options) -> list[checks.CheckMessage]:
+def _check_view_actions(model: type[models.Model], options: Options) -> list[checks.CheckMessage]:
     declared = options.get("view_actions")
     if declared is None:
         return []
     entries = declared if isinstance(declared, (list, tuple)) else [declared]
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for entry in entries:
         if not (
             isinstance(entry, (list, tuple))
@@ -403,7 +411,7 @@ def check_action_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     ]
     if not models_with_actions:
         return []
-    errors = []
+    errors: list[checks.CheckMessage] = []
     names = ", ".join(models_with_actions)
     site_url = flowdock_settings.SITE_URL
     parts = urlsplit(site_url) if isinstance(site_url, str) else None
@@ -442,7 +450,7 @@ def check_connect_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.
         reverse("django_flowdock:oauth-callback")
     except NoReverseMatch:
         return []  # flows are connected by hand only: nothing to check
-    errors = []
+    errors: list[checks.CheckMessage] = []
     middleware = getattr(settings, "MIDDLEWARE", None) or []
     if not apps.is_installed("django.contrib.sessions") or not any(
         name.endswith(".SessionMiddleware") for name in middleware
