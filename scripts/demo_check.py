@@ -42,7 +42,7 @@ def wait_for(what: str, find: Callable[[], Any], seconds: float = 15.0) -> Any:
     raise CheckFailed(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
-def check(site: str, sandbox: str, username: str, password: str) -> None:
+def check(site: str, sandbox: str, username: str, password: str, flow_path: str) -> None:
     session = requests.Session()
     response = post_form(
         session, f"{site}/accounts/login/", {"username": username, "password": password}
@@ -119,6 +119,27 @@ def check(site: str, sandbox: str, username: str, password: str) -> None:
         raise CheckFailed(f"the reply's author arrived as {reply['author']}, expected {username}")
     print(f"demo check: reply arrived as a discussion by {reply['author']['name']}")
 
+    # The other way: a reply typed in the thread's reply box in the sandbox inbox becomes
+    # a reply on the ticket (manage.py flowdock_listen, started by scripts/demo).
+    inbox = requests.Session()
+    page = inbox.get(f"{sandbox}/app/{flow_path}", params={"thread": found["id"]}, timeout=TIMEOUT)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    if csrf is None:
+        raise CheckFailed("the sandbox inbox has no reply box")
+    chat = f"Water is on its way ({uuid.uuid4().hex[:6]})"
+    inbox.post(
+        f"{sandbox}/app/{flow_path}/threads/{found['id']}/reply",
+        data={"content": chat, "csrfmiddlewaretoken": csrf[1]},
+        headers={"Referer": page.url},
+        timeout=TIMEOUT,
+    ).raise_for_status()
+    ticket_page = f"{site}/tickets/{match[1]}/"
+    wait_for(
+        "the chat reply on the ticket's page",
+        lambda: chat in session.get(ticket_page, timeout=TIMEOUT).text,
+    )
+    print(f"demo check: a reply typed in the sandbox inbox appeared on the ticket: {chat!r}")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -126,9 +147,16 @@ def main() -> int:
     parser.add_argument("--sandbox", required=True, help="The sandbox's URL.")
     parser.add_argument("--username", default="admin")
     parser.add_argument("--password", default="admin")
+    parser.add_argument("--flow-path", default="acme/main", help="The sandbox flow's path.")
     args = parser.parse_args()
     try:
-        check(args.site.rstrip("/"), args.sandbox.rstrip("/"), args.username, args.password)
+        check(
+            args.site.rstrip("/"),
+            args.sandbox.rstrip("/"),
+            args.username,
+            args.password,
+            args.flow_path,
+        )
     except (CheckFailed, requests.RequestException) as error:
         print(f"demo check FAILED: {error}", file=sys.stderr)
         return 1

@@ -26,6 +26,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_flowdock",
+    # Chat replies in a ticket's thread become replies on the ticket (flowdock_listen).
+    "django_flowdock.conversations",
     "helpdesk",
 ]
 

@@ -87,3 +87,8 @@ class Reply(FlowdockComment, models.Model):
 
     def __str__(self) -> str:
         return f"Reply to {self.ticket} by {self.author}"
+
+    @classmethod
+    def from_flowdock(cls, ticket, message, author):
+        """A reply typed in the ticket's Flowdock thread (``manage.py flowdock_listen``)."""
+        return cls.objects.create(ticket=ticket, text=message.text, author=author)
