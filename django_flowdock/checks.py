@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
@@ -59,6 +60,36 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             _error(str(exc), f'Set FLOWDOCK["DELIVERY"] to one of {", ".join(ALIASES)}.', 7)
         )
     return errors
+
+
+@checks.register()
+def check_sqlite_delivery(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W004: the default backend writes from a thread of its own; on SQLite a transaction
+    that reads before it writes then fails at once ("database is locked") instead of
+    waiting, unless transactions start IMMEDIATE."""
+    from django_flowdock.delivery import ALIASES, backend_path
+
+    if backend_path() != ALIASES["immediate"]:
+        return []
+    warnings: list[checks.CheckMessage] = []
+    for alias, database in django_settings.DATABASES.items():
+        options = database.get("OPTIONS") or {}
+        if database.get("ENGINE", "").endswith("sqlite3") and (
+            options.get("transaction_mode") != "IMMEDIATE"
+        ):
+            warnings.append(
+                checks.Warning(
+                    f'Database "{alias}" is SQLite in its default transaction mode, and the '
+                    "immediate delivery backend writes from a background thread: a "
+                    "transaction that reads before it writes (an admin save, a "
+                    'many-to-many add) can fail with "database is locked".',
+                    hint=f'Set DATABASES["{alias}"]["OPTIONS"] = {{"transaction_mode": '
+                    '"IMMEDIATE"} (Django 5.1+), or set FLOWDOCK["DELIVERY"] = "worker" '
+                    "and run manage.py flowdock_worker.",
+                    id="django_flowdock.W004",
+                )
+            )
+    return warnings
 
 
 @checks.register(checks.Tags.models)

@@ -172,3 +172,26 @@ def test_comment_thread_through_a_many_relation_is_e030():
     assert ids(errors) == ["django_flowdock.E030"]
     assert "'topics'" in errors[0].msg
     assert "foreign key" in errors[0].hint
+
+
+# The check only reads DATABASES; no connection is made to the databases named here.
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_sqlite_without_immediate_transactions_is_w004_with_the_fix(settings):
+    from django_flowdock.checks import check_sqlite_delivery
+
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "immediate"}
+    settings.DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "x.sqlite3"},
+        "other": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": "y.sqlite3",
+            "OPTIONS": {"transaction_mode": "IMMEDIATE"},
+        },
+    }
+    [warning] = check_sqlite_delivery()
+    assert warning.id == "django_flowdock.W004"
+    assert 'Database "default"' in warning.msg
+    assert '"transaction_mode": "IMMEDIATE"' in warning.hint
+
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
+    assert check_sqlite_delivery() == []
