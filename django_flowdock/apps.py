@@ -8,7 +8,8 @@ class FlowdockConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_flowdock import checks  # noqa: F401 - registers the system checks
+        from django_flowdock import checks
         from django_flowdock.threads.capture import connect_receivers
 
+        checks.register()
         connect_receivers()

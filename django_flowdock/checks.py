@@ -21,7 +21,6 @@ def _error(msg: str, hint: str, id: int, obj: Any = None) -> checks.Error:
     return checks.Error(msg, hint=hint, obj=obj, id=f"django_flowdock.E{id:03d}")
 
 
-@checks.register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     for name in sorted(set(flowdock_settings.user_settings) & set(REMOVED)):
@@ -62,7 +61,96 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     return errors
 
 
-@checks.register()
+def _number(value: Any, *, minimum: float = 0.0, whole: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return value >= minimum and (not whole or isinstance(value, int))
+
+
+def _positive_int(value: Any) -> bool:
+    return _number(value, minimum=1, whole=True)
+
+
+def _timeout(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return len(value) == 2 and all(_number(v) and v > 0 for v in value)
+    return _number(value) and value > 0
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+
+
+#: What each setting must hold, and how to say it.
+_SHAPES: dict[str, tuple[Any, str]] = {
+    "API_URL": (lambda v: isinstance(v, str), "a URL string"),
+    "DELIVERY": (lambda v: isinstance(v, str), "a backend alias or dotted path"),
+    "DEFAULT_AUTHOR": (lambda v: isinstance(v, dict) and bool(v.get("name")), 'a dict with "name"'),
+    "SITE_URL": (lambda v: v is None or isinstance(v, str), "None or a URL string"),
+    "TIMEOUT": (_timeout, "seconds > 0, or a (connect, read) pair of them"),
+    "ENCRYPTION_KEYS": (lambda v: v is None or isinstance(v, (list, tuple)), "None or a list"),
+    "MAX_ATTEMPTS": (_positive_int, "a whole number >= 1"),
+    "BACKOFF_BASE": (_number, "seconds >= 0"),
+    "BACKOFF_MAX": (_number, "seconds >= 0"),
+    "CLAIM_TIMEOUT": (lambda v: _number(v) and v > 0, "seconds > 0"),
+    "BATCH_SIZE": (_positive_int, "a whole number >= 1"),
+    "TASK_DRAIN_LIMIT": (_positive_int, "a whole number >= 1"),
+    "PRUNE_AFTER_DAYS": (lambda v: v is None or _number(v), "None or days >= 0"),
+    "OAUTH_SCOPES": (_strings, "a list of scope names"),
+    "CLAIM_MAX_AGE": (_positive_int, "seconds, a whole number >= 1"),
+    "STREAM_URL": (lambda v: v is None or isinstance(v, str), "None or a URL string"),
+    "CONVERSATION_AUTHOR": (lambda v: v is None or isinstance(v, str), "None or a username"),
+}
+
+
+def check_setting_values(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E031: a setting of the wrong shape; E032: a claim that can expire while its post
+    is still in flight; E033: encryption keys that are not Fernet keys."""
+    errors: list[checks.CheckMessage] = []
+    user = flowdock_settings.user_settings
+    for name, (valid, shape) in _SHAPES.items():
+        if name in user and not valid(user[name]):
+            errors.append(
+                _error(
+                    f'FLOWDOCK["{name}"] = {user[name]!r} is not {shape}.',
+                    f'Set FLOWDOCK["{name}"] to {shape}, or remove it for the default '
+                    f"({DEFAULTS[name]!r}).",
+                    31,
+                )
+            )
+    if errors:
+        return errors
+    from django_flowdock.delivery.engine import request_seconds
+
+    if request_seconds() >= flowdock_settings.CLAIM_TIMEOUT:
+        errors.append(
+            _error(
+                f'FLOWDOCK["CLAIM_TIMEOUT"] ({flowdock_settings.CLAIM_TIMEOUT}s) is not longer '
+                f'than one request may take (FLOWDOCK["TIMEOUT"], {request_seconds()}s in '
+                "all): a message could be claimed again while its post is in flight.",
+                'Raise FLOWDOCK["CLAIM_TIMEOUT"] above the sum of FLOWDOCK["TIMEOUT"].',
+                32,
+            )
+        )
+    keys = flowdock_settings.ENCRYPTION_KEYS
+    if keys:
+        from cryptography.fernet import Fernet
+
+        for index, key in enumerate(keys):
+            try:
+                Fernet(key)
+            except (ValueError, TypeError):
+                errors.append(
+                    _error(
+                        f'FLOWDOCK["ENCRYPTION_KEYS"][{index}] is not a Fernet key.',
+                        "Generate one with cryptography.fernet.Fernet.generate_key(); keep "
+                        "the old keys after it, newest first, so stored secrets stay readable.",
+                        33,
+                    )
+                )
+    return errors
+
+
 def check_sqlite_delivery(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """W004: the default backend writes from a thread of its own; on SQLite a transaction
     that reads before it writes then fails at once ("database is locked") instead of
@@ -92,9 +180,24 @@ def check_sqlite_delivery(app_configs: Any = None, **kwargs: Any) -> list[checks
     return warnings
 
 
-@checks.register(checks.Tags.models)
 def check_models(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    return [error for model in apps.get_models() for error in check_model(model)]
+    if app_configs is None:
+        found = apps.get_models()
+    else:
+        found = [model for config in app_configs for model in config.get_models()]
+    return [error for model in found for error in check_model(model)]
+
+
+def register() -> None:
+    """Called from ``AppConfig.ready()``: the checks run at start-up, by tag."""
+    checks.register(check_settings)
+    checks.register(check_setting_values)
+    checks.register(check_sqlite_delivery)
+    checks.register(check_models, checks.Tags.models)
+    checks.register(check_action_routes, checks.Tags.urls)
+    checks.register(check_connect_routes, checks.Tags.urls)
+    checks.register(check_site_url_https, checks.Tags.security, deploy=True)
+    checks.register(check_deploy_urls, checks.Tags.security, deploy=True)
 
 
 def check_model(model: type[models.Model]) -> list[checks.CheckMessage]:
@@ -428,7 +531,6 @@ def _check_view_actions(model: type[models.Model], options: Options) -> list[che
     return errors
 
 
-@checks.register(checks.Tags.urls)
 def check_action_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E024, E025: UpdateActions need an absolute SITE_URL and the action route."""
     from django.urls import NoReverseMatch, reverse
@@ -470,7 +572,6 @@ def check_action_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     return errors
 
 
-@checks.register(checks.Tags.urls)
 def check_connect_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E010-E012: connecting flows through OAuth (the Setup URI, the admin's "Connect a
     flow") needs the session, a usable SITE_URL and the ``integration`` scope."""
@@ -526,7 +627,6 @@ def check_connect_routes(app_configs: Any = None, **kwargs: Any) -> list[checks.
     return errors
 
 
-@checks.register(checks.Tags.security, deploy=True)
 def check_site_url_https(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """W003: action requests and the OAuth callback carry tokens and signed bodies,
     which only HTTPS keeps from being read (and replayed) on the way."""
@@ -544,7 +644,6 @@ def check_site_url_https(app_configs: Any = None, **kwargs: Any) -> list[checks.
     ]
 
 
-@checks.register(checks.Tags.security, deploy=True)
 def check_deploy_urls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """W101: flow tokens and OAuth secrets travel to API_URL, so it needs HTTPS.
     W102: without SITE_URL, links and OAuth URIs are built from each request's Host.

@@ -195,3 +195,62 @@ def test_sqlite_without_immediate_transactions_is_w004_with_the_fix(settings):
 
     settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
     assert check_sqlite_delivery() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TIMEOUT", "10"),
+        ("TIMEOUT", (1, 2, 3)),
+        ("MAX_ATTEMPTS", 0),
+        ("BATCH_SIZE", 2.5),
+        ("OAUTH_SCOPES", "flow integration"),
+        ("DEFAULT_AUTHOR", {"email": "ops@example.com"}),
+        ("CLAIM_TIMEOUT", True),
+    ],
+)
+def test_setting_of_the_wrong_shape_is_e031_naming_it_and_its_default(settings, name, value):
+    from django_flowdock.checks import check_setting_values
+
+    settings.FLOWDOCK = {**settings.FLOWDOCK, name: value}
+    [error] = check_setting_values()
+    assert error.id == "django_flowdock.E031"
+    assert f'FLOWDOCK["{name}"]' in error.msg
+    assert "remove it for the default" in error.hint
+
+
+def test_claim_that_can_expire_during_a_post_is_e032_at_start_up(settings):
+    from django_flowdock.checks import check_setting_values
+
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "TIMEOUT": (3, 10), "CLAIM_TIMEOUT": 13}
+    [error] = check_setting_values()
+    assert error.id == "django_flowdock.E032"
+    assert 'Raise FLOWDOCK["CLAIM_TIMEOUT"]' in error.hint
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "CLAIM_TIMEOUT": 14}
+    assert check_setting_values() == []
+
+
+def test_encryption_key_that_is_not_a_fernet_key_is_e033(settings):
+    from cryptography.fernet import Fernet
+
+    from django_flowdock.checks import check_setting_values
+
+    good = Fernet.generate_key().decode()
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "ENCRYPTION_KEYS": [good, "not-a-key"]}
+    [error] = check_setting_values()
+    assert error.id == "django_flowdock.E033"
+    assert '["ENCRYPTION_KEYS"][1]' in error.msg
+
+
+def test_model_checks_look_only_at_the_apps_asked_for(monkeypatch):
+    from django.apps import apps
+
+    from django_flowdock import checks as flowdock_checks
+
+    seen = []
+    monkeypatch.setattr(flowdock_checks, "check_model", lambda model: seen.append(model) or [])
+    flowdock_checks.check_models([apps.get_app_config("testapp")])
+    assert seen and {model._meta.app_label for model in seen} == {"testapp"}
+    seen.clear()
+    flowdock_checks.check_models()
+    assert {model._meta.app_label for model in seen} > {"testapp", "django_flowdock"}

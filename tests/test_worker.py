@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
 
-from django_flowdock.delivery.worker import Worker
+from django_flowdock.delivery.worker import Worker, WorkerBackend
 from django_flowdock.models import Message
 from tests.testapp.models import Ticket
 
@@ -53,9 +53,7 @@ def test_once_sends_everything_due_and_exits(transactional_db, source, sandbox, 
     assert not Message.objects.pending().exists()
 
 
-def test_max_messages_stops_after_that_many(
-    transactional_db, source, sandbox, worker_delivery
-):
+def test_max_messages_stops_after_that_many(transactional_db, source, sandbox, worker_delivery):
     make_messages(3, 1)
     output = run_worker("--max-messages", "4")
     assert "4 sent" in output
@@ -98,19 +96,37 @@ def test_continuous_worker_polls_until_stopped_and_logs(
     assert "Delivered: 1 sent" in caplog.text
 
 
+class FlakyBackend(WorkerBackend):
+    """The worker backend whose first round fails as a restarting database would."""
+
+    rounds = 0
+
+    def transport(self):
+        FlakyBackend.rounds += 1
+        if FlakyBackend.rounds == 1:
+            raise OSError("server closed the connection unexpectedly")
+        return super().transport()
+
+
 def test_worker_survives_a_failing_round(transactional_db, source, sandbox, settings, caplog):
-    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker", "CLAIM_TIMEOUT": 1}
-    Ticket.objects.create(subject="Misconfigured")
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "tests.test_worker.FlakyBackend"}
+    Ticket.objects.create(subject="Delivered on the second round")
     worker = Worker(idle_sleep=0.01, max_messages=1)
-    runner = in_thread(worker)
     with caplog.at_level(logging.ERROR, logger="django_flowdock"):
-        runner.start()
-        threading.Event().wait(0.2)
-        assert worker.errors >= 1 and runner.is_alive()
-        settings.FLOWDOCK = {**settings.FLOWDOCK, "CLAIM_TIMEOUT": 60}
-        runner.join(timeout=5)
-    assert worker.result.sent == 1
-    assert "CLAIM_TIMEOUT" in caplog.text
+        worker.run()
+    assert (worker.errors, worker.result.sent) == (1, 1)
+    assert "server closed the connection unexpectedly" in caplog.text
+
+
+def test_worker_stops_at_a_configuration_error_instead_of_retrying(
+    transactional_db, source, settings
+):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
+    Ticket.objects.create(subject="Never sent by this worker")
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "carrier.Pigeon"}
+    with pytest.raises(CommandError, match=r'configuration error: FLOWDOCK\["DELIVERY"\]'):
+        run_worker()
+    assert Message.objects.filter(state="sent").count() == 0
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,6 @@ from django_flowdock.conf import flowdock_settings
 from django_flowdock.context import delivering
 from django_flowdock.delivery.fanout import deletion_values, fan_out, load, take_write_lock
 from django_flowdock.exceptions import (
-    FlowdockConfigurationError,
     FlowdockError,
     FlowdockRenderError,
     FlowdockSourceGoneError,
@@ -325,11 +324,6 @@ def drain(
     result = DrainResult()
     margin = request_seconds()
     retried: set[int] = set()
-    if margin >= flowdock_settings.CLAIM_TIMEOUT:
-        raise FlowdockConfigurationError(
-            f'FLOWDOCK["CLAIM_TIMEOUT"] ({flowdock_settings.CLAIM_TIMEOUT}s) must be longer '
-            f'than one request may take (FLOWDOCK["TIMEOUT"], {margin}s in all): raise it.'
-        )
     while limit is None or result.handled < limit:
         if should_stop is not None and should_stop():
             break

@@ -6,6 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from django_flowdock.delivery.base import BaseBackend
@@ -127,6 +128,13 @@ class Worker:
             close_old_connections()
             try:
                 round_result = drain(limit=limit, should_stop=self.stopping.is_set)
+            except ImproperlyConfigured as exc:
+                # Retrying cannot fix the configuration: stop, and let the command fail.
+                self.budget.give_back(limit)
+                logger.exception("Delivery stopped by a configuration error")
+                self.failure = exc
+                self.stop()
+                break
             except Exception as exc:
                 # A database or network hiccup (a locked SQLite file, a restarting
                 # server) must not end the worker; in --once mode a persistent one does.

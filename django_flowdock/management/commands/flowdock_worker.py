@@ -6,6 +6,7 @@ import logging
 import signal
 from types import FrameType
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from django_flowdock.conf import flowdock_settings
@@ -78,6 +79,8 @@ class Command(BaseCommand):
         )
         try:
             result = worker.run()
+        except ImproperlyConfigured as exc:
+            raise CommandError(f"Stopped by a configuration error: {exc}") from exc
         finally:
             for sig, previous_handler in previous.items():
                 signal.signal(sig, previous_handler)
