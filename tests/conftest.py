@@ -25,6 +25,13 @@ def source(db, sandbox):
 
 
 @pytest.fixture
+def hand_source(db):
+    """A source added by hand with a made-up flow token, for tests that read the locmem
+    outbox rather than a Flowdock API."""
+    return Source.objects.create(name="Helpdesk", flow_token="token-1")
+
+
+@pytest.fixture
 def locmem(flowdock_outbox):
     """The shipped ``flowdock_outbox`` fixture, used as our users would."""
     return flowdock_outbox

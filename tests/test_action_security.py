@@ -315,3 +315,36 @@ def test_body_without_a_target_is_403(client, ticket):
     response = post(client, request)
     assert response.status_code == 403, response.content
     assert_unchanged(ticket)
+
+
+def test_replayed_token_with_reencoded_signature_is_401(db, client):
+    """base64url decoding tolerates padding, so ``token + "="`` carries the same valid
+    signature: the replay store must not be fooled by a re-encoded copy."""
+    make_user()
+    ticket = Ticket.objects.create(subject="Polish", state="open")
+    request = signed(ticket, "Mark as solved")
+    assert post(client, request).status_code == 200
+    Ticket.objects.filter(pk=ticket.pk).update(state="open")
+
+    token = request.headers["FLOWDOCK-TOKEN"]
+    replay = request._replace(headers={**request.headers, "FLOWDOCK-TOKEN": token + "="})
+    response = post(client, replay)
+
+    assert response.status_code == 401, response.content
+    assert "already used" in response.json()["detail"]
+    assert Ticket.objects.get(pk=ticket.pk).state == "open"
+
+
+def test_token_with_an_exp_too_large_for_a_float_is_401_not_500(db, client):
+    """The expiry is checked before the signature, so anyone can send this."""
+    make_user()
+    ticket = Ticket.objects.create(subject="Polish", state="open")
+    request = signed(ticket, "Mark as solved")
+    claims = {"sub": "77", "exp": 10**400, "signature": hashlib.sha256(request.body).hexdigest()}
+    forged = jwt.encode(claims, "any-secret-of-the-attacker-0123456789", algorithm="HS256")
+
+    response = post(client, request._replace(headers={**request.headers, "FLOWDOCK-TOKEN": forged}))
+
+    assert response.status_code == 401, response.content
+    assert "too far in the future" in response.json()["detail"]
+    assert Ticket.objects.get(pk=ticket.pk).state == "open"

@@ -87,3 +87,24 @@ def test_configuration_needs_sign_in(client, source, settings):
     settings.LOGIN_URL = "/admin/login/"
     response = client.get(URL)
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+def test_configure_without_flowdock_parameters_is_404_not_a_hand_made_source(
+    db, client, django_user_model
+):
+    Source.objects.create(name="By hand", flow_token="secret-token")  # no Flowdock ids
+    client.force_login(django_user_model.objects.create_superuser("ada", "a@example.com", "pw"))
+
+    response = client.get("/flowdock/configure/")
+
+    assert response.status_code == 404
+    assert "By hand" not in response.content.decode()
+
+
+def test_configure_with_a_nul_byte_in_its_parameters_is_404_not_500(db, client, django_user_model):
+    """PostgreSQL refuses NUL in text, so such a lookup raised DataError (a 500)."""
+    client.force_login(django_user_model.objects.create_superuser("ada", "a@example.com", "pw"))
+
+    response = client.get("/flowdock/configure/", {"integration_id": "1\x00", "flow": "f"})
+
+    assert response.status_code == 404

@@ -1,14 +1,20 @@
-"""Retries, Retry-After, giving up, and the public signals, against real HTTP servers."""
+"""Retries, Retry-After, timeouts, giving up, and the public signals, against real HTTP
+servers."""
 
 from __future__ import annotations
 
+import email.utils
+import socket
+import threading
 import time
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
+from django_flowdock.api.client import parse_retry_after
 from django_flowdock.delivery.engine import drain
-from django_flowdock.models import Message
+from django_flowdock.models import Message, Source
 from django_flowdock.signals import message_failed, message_sent
 from tests.testapp.models import Ticket
 
@@ -121,3 +127,96 @@ def test_sandbox_retry_after_is_honoured(db, source, sandbox, settings):
     message = Message.objects.get()
     assert message.next_attempt_at >= started + timedelta(seconds=19)
     assert sandbox.messages() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unparsable_retry_after_is_a_plain_retry_not_a_crashed_drain(queued, local_api):
+    local_api.answer(503, {"Retry-After": "soon"})
+    result = drain()
+    assert result.retrying == 1
+    queued.refresh_from_db()
+    assert (queued.state, queued.attempts, queued.claimed_until) == ("pending", 1, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_infinite_retry_after_is_ignored_instead_of_crashing_the_drain(queued, local_api):
+    local_api.answer(429, {"Retry-After": "1e400"})
+    assert drain().retrying == 1
+    queued.refresh_from_db()
+    assert (queued.state, queued.attempts, queued.claimed_until) == ("pending", 1, None)
+
+
+def test_retry_after_date_without_a_zone_is_read_as_utc(monkeypatch):
+    # Far from UTC, so reading the date as local time would be hours off.
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
+    time.tzset()
+    try:
+        in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+        assert 50 < parse_retry_after(in_a_minute.replace("GMT", "-0000")) <= 60
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_single_number_timeout_setting_is_used_for_connect_and_read(queued, local_api, settings):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "TIMEOUT": 0.5}
+    assert drain().sent == 1
+
+
+class CutOffServer:
+    """Answers every request with a 202 whose body ends before its Content-Length."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(
+                    next(
+                        line.split(b":")[1]
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    )
+                )
+                while len(body) < length:
+                    body += conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 100\r\n\r\n{}")
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_response_cut_off_midway_is_retried_not_left_claimed(db, settings):
+    server = CutOffServer()
+    settings.FLOWDOCK = {
+        **settings.FLOWDOCK,
+        "API_URL": server.url,
+        "DELIVERY": "worker",
+        "TIMEOUT": (0.5, 0.5),
+        "CLAIM_TIMEOUT": 5,
+    }
+    try:
+        Source.objects.create(name="Local", flow_token="local-token")
+        Ticket.objects.create(subject="Printer on fire")
+        result = drain()
+    finally:
+        server.stop()
+    message = Message.objects.get()
+    assert result.retrying == 1
+    assert (message.state, message.attempts, message.claimed_until) == ("pending", 1, None)
+    assert "local-token" not in message.last_error

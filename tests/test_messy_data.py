@@ -2,7 +2,8 @@
 
 Users with 250-character names and ``ops@intranet`` e-mails, empty titles, 1 MB
 bodies, control characters, emoji, right-to-left text and HTML, saved through the
-admin and through the ORM; checked in the sandbox over real HTTP.
+admin and through the ORM; checked in the sandbox over real HTTP. Texts too long for
+the API's limits are cut or summarised, and a missing value is left out.
 """
 
 import logging
@@ -15,7 +16,7 @@ from django_flowdock.context import acting_as
 from django_flowdock.models import Change, Message
 from django_flowdock.testing import wait_for_delivery
 from django_flowdock.threads.schema import BODY_LIMIT, NAME_LIMIT, TITLE_LIMIT, validate_message
-from tests.testapp.models import Card, CardComment
+from tests.testapp.models import Card, CardComment, Reply, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -195,3 +196,35 @@ def test_a_title_method_that_raises_on_update_keeps_the_traceback_and_later_chan
     assert len(errors) == 1
     assert "RuntimeError: title service down" in errors[0]
     assert [m["thread"]["title"] for m in sandbox.messages()] == ["Fine", "Fine again"]
+
+
+def test_long_comment_with_many_lines_is_cut_to_fit_instead_of_failing_the_save(
+    locmem, hand_source
+):
+    ticket = Ticket.objects.create(subject="Polish")
+    text = "a & b <c>\n" * 1000  # 10,000 characters that grow when escaped
+    Reply.objects.create(ticket=ticket, text=text)
+    body = locmem[-1]["body"]
+    assert len(body) <= 8096
+    assert body.startswith("a &amp; b &lt;c&gt;<br>")
+
+
+def test_long_description_that_grows_when_escaped_still_fits_the_thread_body(locmem, hand_source):
+    Ticket.objects.create(subject="Polish", description="<&>\n" * 3000)
+    assert len(locmem[-1]["thread"]["body"]) <= 8000
+
+
+def test_missing_status_leaves_status_out_instead_of_failing_the_save(
+    locmem, hand_source, monkeypatch
+):
+    monkeypatch.setattr(Ticket, "get_flowdock_status", lambda self: None, raising=False)
+    Ticket.objects.create(subject="Polish")
+    assert "status" not in locmem[-1]["thread"]
+
+
+def test_update_whose_changes_are_too_long_to_quote_is_summarised(locmem, hand_source, monkeypatch):
+    monkeypatch.setattr(Ticket, "get_flowdock_title", lambda self: self.subject * 30, raising=False)
+    ticket = Ticket.objects.create(subject="a" * 200)
+    ticket.subject = "b" * 200
+    ticket.save()
+    assert locmem[-1]["body"] == "<ul><li>Title changed</li></ul>"

@@ -6,9 +6,13 @@ sandbox's, so codes, states and tokens are real.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection, connections
+from django.test import Client
 from django.utils import timezone
 
 from django_flowdock.api import oauth
@@ -229,3 +233,78 @@ def test_plain_setup_uri_works_with_a_single_application(signed_in, application,
     flow = sandbox.credentials["flow"]
     authorize_url = start(signed_in, f"/flowdock/setup/?flow={flow['id']}")
     assert f"client_id={sandbox.client_id}" in authorize_url
+
+
+@pytest.fixture
+def offline_application(db, sandbox):
+    return OAuthApplication.objects.create(
+        name="Helpdesk",
+        client_id=sandbox.client_id,
+        client_secret=sandbox.client_secret,
+        offline_access=True,
+    )
+
+
+def test_two_holders_of_an_expired_token_both_get_a_working_access_token(
+    client, django_user_model, offline_application, sandbox
+):
+    """Two workers load the same expired grant; the first refresh rotates the refresh
+    token, so the second must use the stored result instead of the spent one."""
+    client.force_login(django_user_model.objects.create_superuser("ada", "a@example.com", "pw"))
+    flow = sandbox.credentials["flow"]
+    url = f"/flowdock/setup/{offline_application.pk}/?flow={flow['id']}"
+    client.get(CALLBACK, consent(start(client, url)))
+    OAuthToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    first, second = OAuthToken.objects.get(), OAuthToken.objects.get()
+
+    assert [f["name"] for f in list_flows(first)] == ["Main"]
+    assert [f["name"] for f in list_flows(second)] == ["Main"]
+
+    stored = OAuthToken.objects.get()
+    assert second.access_token == stored.access_token == first.access_token
+    assert stored.expires_at > timezone.now() + timedelta(minutes=30)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    not connection.features.has_select_for_update,
+    reason="serialising a double submit needs row locks (PostgreSQL); SQLite has none",
+)
+def test_confirm_sent_twice_at_once_creates_one_source(django_user_model, sandbox):
+    """A double click on "Connect": both requests carry the same connection attempt;
+    only one source may be created, here and in Flowdock."""
+    application = OAuthApplication.objects.create(
+        name="Helpdesk", client_id=sandbox.client_id, client_secret=sandbox.client_secret
+    )
+    first = Client()
+    first.force_login(django_user_model.objects.create_superuser("ada", "a@example.com", "pw"))
+    flow = sandbox.credentials["flow"]
+    first.get(
+        CALLBACK, consent(start(first, f"/flowdock/setup/{application.pk}/?flow={flow['id']}"))
+    )
+    second = Client()
+    second.cookies = first.cookies
+    # The first request's creation is slow, so the second arrives while it runs.
+    sandbox.inject_fault(
+        latency=1.0, path=f"/flows/{flow['organization']}/{flow['parameterized_name']}/sources"
+    )
+
+    responses = {}
+
+    def submit(name, client):
+        try:
+            responses[name] = client.post("/flowdock/setup/confirm/", {"name": "Helpdesk tickets"})
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit, args=("first", first))]
+    threads[0].start()
+    time.sleep(0.3)
+    threads.append(threading.Thread(target=submit, args=("second", second)))
+    threads[1].start()
+    for thread in threads:
+        thread.join(10)
+
+    assert Source.objects.count() == 1
+    assert [s["name"] for s in sandbox.sources()].count("Helpdesk tickets") == 1
+    assert sorted(r.status_code for r in responses.values()) == [302, 400]

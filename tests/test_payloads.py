@@ -119,3 +119,28 @@ def test_safe_links_in_titles_are_kept(monkeypatch):
 def test_relative_url_without_site_url_or_request_is_left_out(settings):
     settings.FLOWDOCK = {**settings.FLOWDOCK, "SITE_URL": None}
     assert "external_url" not in thread_state(ticket()).as_json()
+
+
+def test_a_proxy_model_instance_is_the_same_thread_as_its_concrete_model():
+    from django.test.utils import isolate_apps
+
+    with isolate_apps("tests.testapp"):
+
+        class OpenTicket(Ticket):
+            class Meta:
+                proxy = True
+                app_label = "testapp"
+
+    assert OpenTicket(pk=7).get_flowdock_thread_id() == Ticket(pk=7).get_flowdock_thread_id()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lazily_translated_default_author_is_sent_as_text(settings, flowdock_outbox):
+    from django.utils.translation import gettext_lazy
+
+    from django_flowdock.models import Source
+
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DEFAULT_AUTHOR": {"name": gettext_lazy("Robot")}}
+    Source.objects.create(name="Helpdesk", flow_token="t")
+    Ticket.objects.create(subject="Polish")
+    assert flowdock_outbox[0]["author"] == {"name": "Robot"}

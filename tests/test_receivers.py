@@ -9,13 +9,12 @@ from tests.testapp.models import Project, Reply, Ticket
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def hand_source(db):
-    return Source.objects.create(name="Helpdesk", flow_token="token-1")
-
-
 def titles(outbox):
     return [m["title"] for m in outbox]
+
+
+def bodies(outbox):
+    return [m.get("body") for m in outbox]
 
 
 def test_create_sends_one_activity_with_full_state(locmem, hand_source):
@@ -172,3 +171,45 @@ def test_a_change_whose_capture_cannot_be_written_is_not_committed(hand_source):
     with connection.execute_wrapper(refuse_outbox_inserts), pytest.raises(DatabaseError):
         Ticket.objects.create(subject="Never half-saved")
     assert not Ticket.objects.exists()
+
+
+# A change is measured against the state last loaded or saved, field by field.
+
+
+def test_refresh_from_db_is_the_new_baseline_for_changes(locmem, hand_source):
+    ticket = Ticket.objects.create(subject="Polish")
+    Ticket.objects.filter(pk=ticket.pk).update(state="solved")  # another process
+    ticket.refresh_from_db()
+    ticket.priority = "high"
+    ticket.save()
+    # The state change was not made by this save: it must not be reported again.
+    assert bodies(locmem)[-1] == "<ul><li>Priority: normal → high</li></ul>"
+
+
+def test_change_to_a_deferred_field_is_reported(locmem, hand_source):
+    ticket = Ticket.objects.create(subject="Polish")
+    loaded = Ticket.objects.only("pk", "subject").get(pk=ticket.pk)
+    loaded.state = "solved"
+    loaded.save()
+    assert [m["title"] for m in locmem] == ["created ticket", "updated ticket"]
+    assert bodies(locmem)[-1] == "<ul><li>Status: open → solved</li></ul>"
+
+
+def test_deferred_field_loaded_then_changed_is_reported(locmem, hand_source):
+    ticket = Ticket.objects.create(subject="Polish")
+    loaded = Ticket.objects.only("pk", "subject").get(pk=ticket.pk)
+    assert loaded.state == "open"  # loads the deferred field
+    loaded.state = "solved"
+    loaded.save()
+    assert bodies(locmem)[-1] == "<ul><li>Status: open → solved</li></ul>"
+
+
+def test_update_fields_reports_and_shows_only_what_was_saved(locmem, hand_source):
+    ticket = Ticket.objects.create(subject="Polish")
+    ticket.state, ticket.subject = "solved", "Not saved"
+    ticket.save(update_fields=["state"])
+    assert bodies(locmem)[-1] == "<ul><li>Status: open → solved</li></ul>"
+    assert locmem[-1]["thread"]["title"] == "Polish"
+    # The subject is still unsaved: saving it later is a change.
+    ticket.save()
+    assert bodies(locmem)[-1] == "<ul><li>Title: Polish → Not saved</li></ul>"

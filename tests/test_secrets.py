@@ -1,17 +1,23 @@
 """Client secrets, OAuth tokens and flow tokens: encrypted at rest, and never in a log
-line, an admin page or an error page."""
+line, an admin page, an error page or a delivery error."""
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import connection
 from django.urls import reverse
 
 from django_flowdock.api.oauth import refresh
-from django_flowdock.models import OAuthApplication, Source
+from django_flowdock.delivery.engine import drain
+from django_flowdock.models import Message, OAuthApplication, Source
+from django_flowdock.signals import message_failed
 from tests.flowdock_connect import consent, start
+from tests.testapp.models import Ticket
 
 CALLBACK = "/flowdock/oauth/callback/"
 
@@ -97,3 +103,56 @@ def test_secrets_appear_in_no_admin_or_error_page(connected):
         html = page.content.decode()
         for name, secret in connected["secrets"].items():
             assert secret not in html, f"the {name} is shown on {page.request['PATH_INFO']}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flow_token_is_not_kept_in_the_error_payload(queued, local_api):
+    errors = []
+    handler = lambda error, **kw: errors.append(error)  # noqa: E731
+    message_failed.connect(handler)
+    try:
+        local_api.answer(400)
+        drain()
+    finally:
+        message_failed.disconnect(handler)
+    assert errors and errors[0].payload is not None
+    assert "local-token" not in repr(errors[0].payload)
+    assert errors[0].payload["uuid"] == str(queued.uuid)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_page_echoing_the_request_does_not_store_the_flow_token(db, settings):
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self):
+            sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = f"Bad request from token {sent['flow_token']}".encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    settings.FLOWDOCK = {
+        **settings.FLOWDOCK,
+        "API_URL": f"http://127.0.0.1:{httpd.server_address[1]}",
+        "DELIVERY": "worker",
+        "TIMEOUT": (0.5, 0.5),
+        "CLAIM_TIMEOUT": 5,
+    }
+    try:
+        Source.objects.create(name="Local", flow_token="secret-flow-token")
+        Ticket.objects.create(subject="Printer on fire")
+        assert drain().failed == 1
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    message = Message.objects.get()
+    assert message.status_code == 400
+    assert "secret-flow-token" not in message.last_error
+    assert "[flow token]" in message.last_error
+    assert "secret-flow-token" not in Source.objects.get().error_message
