@@ -366,8 +366,8 @@ def application_uris(request, application: OAuthApplication) -> list[tuple[StrOr
     setup = reverse("django_flowdock:setup-application", args=[application.pk])
     return [
         (_("Callback URI"), oauth.callback_url(request)),
-        (_("Setup URI"), oauth.absolute_url(request, setup)),
-        (_("Configuration URI"), oauth.absolute_url(request, reverse("django_flowdock:configure"))),
+        (_("Setup URI"), oauth.site_url(request, setup)),
+        (_("Configuration URI"), oauth.site_url(request, reverse("django_flowdock:configure"))),
     ]
 
 

@@ -9,7 +9,10 @@ class FlowdockConfig(AppConfig):
 
     def ready(self) -> None:
         from django_flowdock import checks
+        from django_flowdock.api.sources import source_refused
+        from django_flowdock.signals import message_failed
         from django_flowdock.threads.capture import connect_receivers
 
         checks.register()
         connect_receivers()
+        message_failed.connect(source_refused, dispatch_uid="django_flowdock.source_refused")

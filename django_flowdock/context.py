@@ -64,6 +64,24 @@ def current_base_url() -> str:
     return _base_url.get()
 
 
+def absolute_url(url: str | None, request: Any = None) -> str | None:
+    """The one way this app makes URLs absolute: ``url`` as is when it already is, else
+    under ``FLOWDOCK["SITE_URL"]`` (a proxy may hide the scheme and host), else under
+    the host of ``request`` (Django's or DRF's), of the request being served, or of the
+    one the change being delivered was made in. ``None`` when there is none of these."""
+    if not url or "://" in url:
+        return url or None
+    from django_flowdock.conf import flowdock_settings
+
+    if flowdock_settings.SITE_URL:
+        base = flowdock_settings.SITE_URL
+    elif request is not None:
+        base = request.build_absolute_uri("/")
+    else:
+        base = current_base_url()
+    return base.rstrip("/") + "/" + url.lstrip("/") if base else None
+
+
 def current_user() -> Any:
     """The user changes are attributed to: the acting user, else the signed-in user of
     the current request, else None."""

@@ -140,6 +140,15 @@ class Source(models.Model):
     def __str__(self) -> str:
         return f"{self.name} → {self.flow_name}" if self.flow_name else self.name
 
+    def get_api_url(self) -> str:
+        """Where this source's flow lives: its OAuth application's own API URL when it
+        has one, else ``FLOWDOCK["API_URL"]``."""
+        if self.application is not None:
+            return self.application.get_api_url()
+        from django_flowdock.conf import flowdock_settings
+
+        return flowdock_settings.API_URL.rstrip("/")
+
     def accepts(self, model_label: str, event: str) -> bool:
         """Whether the source's settings let through ``event`` about ``model_label``."""
         models_allowed = self.settings.get("models")

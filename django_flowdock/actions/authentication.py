@@ -27,8 +27,8 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.request import Request
 
 from django_flowdock.actions.identity import claim_url
+from django_flowdock.context import absolute_url
 from django_flowdock.models import FlowdockUser, OAuthApplication, UsedToken
-from django_flowdock.threads.render import absolute_url
 
 #: Flowdock's tokens live 30 seconds; a later ``exp`` is refused so that the replay
 #: store only ever has to remember tokens for a short while.
@@ -167,7 +167,7 @@ def request_url(request: Request) -> str:
     """The URL the request came to, as the site's action URLs are built: on
     ``FLOWDOCK["SITE_URL"]`` (a proxy may hide the scheme and host), else the request's."""
     path = request.get_full_path()
-    return absolute_url(path) or request.build_absolute_uri(path)
+    return absolute_url(path, request) or path
 
 
 def agent_from(body: bytes) -> dict[str, Any] | None:

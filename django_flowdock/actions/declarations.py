@@ -23,9 +23,8 @@ from django.core import signing
 from django.db import models
 from django.urls import reverse
 
-from django_flowdock.context import acting_as, current_user
+from django_flowdock.context import absolute_url, acting_as, current_user
 from django_flowdock.threads.display import read_path, text
-from django_flowdock.threads.render import absolute_url
 
 _SPEC = "_flowdock_action"
 _SALT = "django_flowdock.actions"

@@ -16,8 +16,8 @@ from django.core import signing
 from django.urls import reverse
 
 from django_flowdock.conf import flowdock_settings
+from django_flowdock.context import absolute_url
 from django_flowdock.exceptions import FlowdockConfigurationError
-from django_flowdock.threads.render import absolute_url
 
 _SALT = "django_flowdock.identity-claim"
 
@@ -48,7 +48,7 @@ def claim_url(flowdock_user_id: str, name: str = "", request: Any = None) -> str
     on ``FLOWDOCK["SITE_URL"]``, else on the host of ``request`` (Django's or DRF's)."""
     path = reverse("django_flowdock:identity-claim")
     path = f"{path}?{urlencode({'claim': make_claim(flowdock_user_id, name)})}"
-    url = absolute_url(path) or (request.build_absolute_uri(path) if request else None)
+    url = absolute_url(path, request)
     if url is None:
         raise FlowdockConfigurationError(
             'Set FLOWDOCK["SITE_URL"] (e.g. "https://app.example") so the sign-in link '

@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -25,6 +25,9 @@ from django_flowdock.exceptions import (
     FlowdockSourceGoneError,
     FlowdockTransientError,
 )
+
+if TYPE_CHECKING:
+    from django_flowdock.models import Source
 
 logger = logging.getLogger("django_flowdock.api.client")
 
@@ -142,18 +145,15 @@ class FlowdockClient:
         headers = {"X-flowdock-wait-for-message": "true"} if wait_for_message else None
         return self.request("POST", "/messages", json=payload, headers=headers)
 
-    def update_source(self, flow_token: str, **changes: str) -> dict[str, Any]:
+    def put_source(self, flow_token: str, **changes: str) -> dict[str, Any]:
         """``PUT /sources``: set ``error_message`` and/or ``configuration_url``."""
         return self.request("PUT", "/sources", json={"flow_token": flow_token, **changes}).json()
 
 
-def client_for(source: Any, default: FlowdockClient | None = None) -> FlowdockClient:
+def client_for(source: Source, default: FlowdockClient | None = None) -> FlowdockClient:
     """The client that reaches ``source``: at its OAuth application's own API URL when
     one is set, else ``default`` (``FLOWDOCK["API_URL"]``)."""
     default = default or FlowdockClient()
-    application = source.application
-    if application is None or not application.api_url:
+    if source.application is None or not source.application.api_url:
         return default
-    return FlowdockClient(
-        application.get_api_url(), session=default.session, timeout=default.timeout
-    )
+    return FlowdockClient(source.get_api_url(), session=default.session, timeout=default.timeout)

@@ -31,6 +31,7 @@ from requests_oauthlib import OAuth2Session
 
 from django_flowdock.api.client import FlowdockClient
 from django_flowdock.conf import flowdock_settings
+from django_flowdock.context import absolute_url
 from django_flowdock.exceptions import FlowdockOAuthError
 from django_flowdock.models import OAuthApplication, OAuthToken
 
@@ -74,22 +75,21 @@ def _transport(url: str) -> Iterator[None]:
                 os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = previous
 
 
-def absolute_url(request: HttpRequest | None, path: str) -> str:
-    """``path`` on this site: under ``FLOWDOCK["SITE_URL"]`` when set, else the request's."""
-    site_url = flowdock_settings.SITE_URL
-    if site_url:
-        return site_url.rstrip("/") + path
-    if request is None:
+def site_url(request: HttpRequest | None, path: str) -> str:
+    """``path`` on this site (``context.absolute_url``); outside a request it needs
+    ``FLOWDOCK["SITE_URL"]``."""
+    url = absolute_url(path, request)
+    if url is None:
         raise FlowdockOAuthError(
             'Set FLOWDOCK["SITE_URL"] (e.g. "https://app.example") so that absolute URLs '
             "can be built outside a request."
         )
-    return request.build_absolute_uri(path)
+    return url
 
 
 def callback_url(request: HttpRequest | None) -> str:
     """The Callback URI to register in Flowdock's developer application form."""
-    return absolute_url(request, reverse("django_flowdock:oauth-callback"))
+    return site_url(request, reverse("django_flowdock:oauth-callback"))
 
 
 def scopes_for(application: OAuthApplication) -> list[str]:

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django_flowdock.api import oauth
 from django_flowdock.api.client import FlowdockClient
 from django_flowdock.exceptions import FlowdockError, FlowdockSourceGoneError
-from django_flowdock.models import OAuthToken, Source
+from django_flowdock.models import Message, OAuthToken, Source
 
 logger = logging.getLogger("django_flowdock.api.sources")
 
@@ -52,7 +52,7 @@ def flow_path(flow: dict[str, Any]) -> str:
 def configuration_url(request: HttpRequest | None, source: Source) -> str:
     """Our Configuration URI for ``source``, with the parameters Flowdock would add."""
     query = urlencode({"integration_id": source.flowdock_id, "flow": source.flow_id})
-    return oauth.absolute_url(request, f"{reverse('django_flowdock:configure')}?{query}")
+    return oauth.site_url(request, f"{reverse('django_flowdock:configure')}?{query}")
 
 
 def create_source(
@@ -74,7 +74,7 @@ def create_source(
         token,
         "POST",
         f"/flows/{path}/sources",
-        json={"name": name, "external_url": oauth.absolute_url(request, "/")},
+        json={"name": name, "external_url": oauth.site_url(request, "/")},
     )
     source = Source(
         name=name,
@@ -115,8 +115,8 @@ def update_source(
 ) -> dict[str, Any]:
     """``PUT /sources`` with the source's flow token: ``error_message`` and/or
     ``configuration_url`` (an empty ``error_message`` clears it)."""
-    api_url = source.application.get_api_url() if source.application else None
-    return FlowdockClient(api_url, timeout=timeout).update_source(source.flow_token, **changes)
+    client = FlowdockClient(source.get_api_url(), timeout=timeout)
+    return client.put_source(source.flow_token, **changes)
 
 
 def set_error_message(source: Source, message: str) -> None:
@@ -141,11 +141,26 @@ def remove_source(source: Source, reason: str) -> None:
         if source.token is not None:
             user_request(source.token, "DELETE", path)
         else:
-            api_url = source.application.get_api_url() if source.application else None
-            FlowdockClient(api_url).request("DELETE", path, json={"flow_token": source.flow_token})
+            client = FlowdockClient(source.get_api_url())
+            client.request("DELETE", path, json={"flow_token": source.flow_token})
     except FlowdockSourceGoneError:
         pass
     source.deactivate(reason)
+
+
+def source_refused(sender: Any, message: Message, error: Exception | None, **kwargs: Any) -> None:
+    """A ``message_failed`` receiver: when Flowdock refused the flow token (401/403), the
+    source keeps the reason and its flow shows it, once per distinct reason."""
+    status = getattr(error, "status_code", None)
+    if status not in (401, 403):
+        return
+    source = message.source
+    reason = f"Flowdock refused the flow token ({status}): {error}"
+    if source.error_message == reason:
+        return  # already recorded and reported for an earlier message
+    source.error_message = reason
+    source.save(update_fields=["error_message"])
+    report_delivery_error(source)
 
 
 def report_delivery_error(source: Source) -> None:

@@ -80,9 +80,7 @@ def connected_flows() -> list[Flow]:
         if not source.flow_path:
             logger.warning("Source %s has no flow path; its flow is not read.", source.pk)
             continue
-        api_url = (
-            source.application.get_api_url() if source.application else flowdock_settings.API_URL
-        )
+        api_url = source.get_api_url()
         flows[source.flow_id] = Flow(
             source.flow_id,
             source.flow_path.strip("/"),

@@ -28,7 +28,6 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from django_flowdock.api.client import FlowdockClient, client_for
-from django_flowdock.api.sources import report_delivery_error
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.context import delivering
 from django_flowdock.delivery.fanout import deletion_values, fan_out, load, take_write_lock
@@ -282,24 +281,13 @@ def record(item: Attempt) -> bool:
         return False
     if item.outcome == Message.State.CANCELLED:
         message.source.deactivate(message.last_error)
-    elif item.outcome == Message.State.FAILED and item.error is not None:
-        _mark_refused_source(message.source, item.error)
+    # A refused flow token is shown on the source (and in its flow) by a receiver of
+    # message_failed in api/sources.py: delivery itself never calls into OAuth.
     if item.outcome == Message.State.SENT:
         send_robust(message_sent, message=message, response=item.response)
     elif item.outcome != RETRYING:
         send_robust(message_failed, message=message, error=item.error)
     return True
-
-
-def _mark_refused_source(source: Source, error: Exception) -> None:
-    status = getattr(error, "status_code", None)
-    if status in (401, 403):
-        message = f"Flowdock refused the flow token ({status}): {error}"
-        if source.error_message == message:
-            return  # already recorded and reported for an earlier message
-        source.error_message = message
-        source.save(update_fields=["error_message"])
-        report_delivery_error(source)
 
 
 def drain(

@@ -21,7 +21,7 @@ from django.utils.safestring import SafeData
 from django.utils.text import Truncator, capfirst
 
 from django_flowdock.conf import flowdock_settings
-from django_flowdock.context import current_base_url, current_user
+from django_flowdock.context import absolute_url, current_user
 from django_flowdock.threads.display import read_path, shown, text
 from django_flowdock.threads.options import DEFAULT_URL_METHOD, Options, option
 
@@ -125,15 +125,6 @@ def block_html(value: str, limit: int) -> str:
     if isinstance(value, SafeData):
         return _fitted(value, limit, str)
     return _fitted(value, limit, lambda part: linebreaksbr(part, autoescape=True))
-
-
-def absolute_url(url: str | None) -> str | None:
-    """Flowdock needs absolute URLs; relative ones are joined to SITE_URL, else to the
-    site the change was made on (captured from its request)."""
-    if not url or "://" in url:
-        return url or None
-    base = flowdock_settings.SITE_URL or current_base_url()
-    return base.rstrip("/") + "/" + url.lstrip("/") if base else None
 
 
 def thread_state(instance: Any, *, actions: bool = True) -> ThreadState:
