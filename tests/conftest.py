@@ -4,7 +4,7 @@ import pytest
 from django.db import connections
 
 from django_flowdock.delivery.fanout import fan_out
-from django_flowdock.models import Message, Source
+from django_flowdock.models import Message, OAuthApplication, Source
 from tests.local_api import RecordingServer
 from tests.testapp.models import Ticket
 
@@ -22,6 +22,20 @@ def source(db, sandbox):
     """A source connected by hand with the sandbox's flow token, as in Flowdock's
     integration quick start."""
     return Source.objects.create(name="Helpdesk", flow_token=sandbox.flow_token)
+
+
+@pytest.fixture
+def application(db, sandbox):
+    """The sandbox's developer application, registered in our admin."""
+    return OAuthApplication.objects.create(
+        name="Helpdesk", client_id=sandbox.client_id, client_secret=sandbox.client_secret
+    )
+
+
+@pytest.fixture
+def worker_delivery(settings):
+    """Delivery only when the test drains or runs a worker, so each outcome can be read."""
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
 
 
 @pytest.fixture

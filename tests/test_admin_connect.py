@@ -7,16 +7,9 @@ import pytest
 from django.urls import reverse
 
 from django_flowdock.delivery.engine import drain
-from django_flowdock.models import Message, OAuthApplication, Source
+from django_flowdock.models import Message, Source
 from tests.flowdock_connect import consent, start
 from tests.testapp.models import Ticket
-
-
-@pytest.fixture
-def application(db, sandbox):
-    return OAuthApplication.objects.create(
-        name="Helpdesk", client_id=sandbox.client_id, client_secret=sandbox.client_secret
-    )
 
 
 @pytest.fixture

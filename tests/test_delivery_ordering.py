@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from django.utils import timezone
 
 from django_flowdock.delivery.engine import claim, drain
 from django_flowdock.delivery.fanout import fan_out
 from django_flowdock.models import Message
 from tests.testapp.models import Ticket
-
-
-@pytest.fixture
-def worker_delivery(settings):
-    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
 
 
 def test_one_claim_takes_only_the_oldest_message_of_each_thread(
@@ -58,3 +52,27 @@ def test_a_message_waiting_for_retry_holds_back_only_its_own_thread(
     stuck_received = sandbox.messages(external_thread_id=stuck.get_flowdock_thread_id())
     assert [m["title"] for m in stuck_received] == ["created ticket", "updated ticket"]
     assert "open → pending" in stuck_received[1]["body"]
+
+
+def test_next_due_is_the_retry_of_the_first_in_line_not_the_messages_behind_it(
+    transactional_db, source, worker_delivery
+):
+    from datetime import timedelta
+
+    ticket = Ticket.objects.create(subject="Stuck")
+    ticket.state = "pending"
+    ticket.save()
+    fan_out()
+    first, behind = Message.objects.order_by("pk")
+    retry_at = timezone.now() + timedelta(seconds=60)
+    Message.objects.filter(pk=first.pk).update(next_attempt_at=retry_at)
+    # The message behind is "due" by its own time, but waits for the first: a delivery
+    # thread that slept until then would spin.
+    assert behind.next_attempt_at < timezone.now()
+    assert Message.objects.next_due() == retry_at
+
+    lease_end = timezone.now() + timedelta(seconds=30)
+    Message.objects.filter(pk=first.pk).update(
+        next_attempt_at=timezone.now(), claimed_until=lease_end
+    )
+    assert Message.objects.next_due() == lease_end

@@ -25,13 +25,6 @@ CALLBACK = "/flowdock/oauth/callback/"
 
 
 @pytest.fixture
-def application(db, sandbox):
-    return OAuthApplication.objects.create(
-        name="Helpdesk", client_id=sandbox.client_id, client_secret=sandbox.client_secret
-    )
-
-
-@pytest.fixture
 def user(django_user_model):
     return django_user_model.objects.create_superuser("ada", "ada@example.com", "pw")
 

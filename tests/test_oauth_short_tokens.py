@@ -34,15 +34,15 @@ def signed_in(client, django_user_model):
 
 
 @pytest.fixture
-def application(db, stand_in):
+def stand_in_application(db, stand_in):
     return OAuthApplication.objects.create(
         name="Helpdesk", client_id=CLIENT_ID, client_secret=CLIENT_SECRET, offline_access=True
     )
 
 
-def callback(client, application):
+def callback(client, stand_in_application):
     """Start at our Setup URI, consent at the stand-in, come back to the callback."""
-    started = client.get(f"/flowdock/setup/{application.pk}/?flow={FLOW['id']}&flow_url=x")
+    started = client.get(f"/flowdock/setup/{stand_in_application.pk}/?flow={FLOW['id']}&flow_url=x")
     assert started.status_code == 302, started.content
     consent = requests.get(started["Location"], allow_redirects=False, timeout=10)
     query = {k: v[0] for k, v in parse_qs(urlsplit(consent.headers["Location"]).query).items()}
@@ -65,8 +65,10 @@ def no_expired_token_was_used(stand_in) -> bool:
     ids=["0s", "1s", "2s", "0s-no-refresh-token", "2s-no-refresh-token"],
     indirect=True,
 )
-def test_tokens_shorter_than_the_refresh_margin_connect_a_flow(signed_in, application, stand_in):
-    response = callback(signed_in, application)
+def test_tokens_shorter_than_the_refresh_margin_connect_a_flow(
+    signed_in, stand_in_application, stand_in
+):
+    response = callback(signed_in, stand_in_application)
 
     assert response.status_code == 302, response.content
     assert response["Location"] == CONFIRM
@@ -80,9 +82,9 @@ def test_tokens_shorter_than_the_refresh_margin_connect_a_flow(signed_in, applic
 
 
 def test_two_second_token_that_expired_before_confirming_is_refreshed(
-    signed_in, application, stand_in
+    signed_in, stand_in_application, stand_in
 ):
-    assert callback(signed_in, application).status_code == 302
+    assert callback(signed_in, stand_in_application).status_code == 302
     granted = OAuthToken.objects.get()
     time.sleep(stand_in.lifetime + 0.2)  # the user reads the confirmation page
 
@@ -98,9 +100,9 @@ def test_two_second_token_that_expired_before_confirming_is_refreshed(
 
 @pytest.mark.parametrize("stand_in", [{"refresh": False}], indirect=True)
 def test_two_second_token_without_refresh_token_is_used_until_it_expires(
-    signed_in, application, stand_in
+    signed_in, stand_in_application, stand_in
 ):
-    assert callback(signed_in, application).status_code == 302
+    assert callback(signed_in, stand_in_application).status_code == 302
     assert signed_in.post(CONFIRM, {"name": "Helpdesk"}).status_code == 302
     token = Source.objects.get().token
     time.sleep(stand_in.lifetime + 0.2)

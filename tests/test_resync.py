@@ -16,8 +16,9 @@ from tests.testapp.models import Incident, Ticket
 
 
 @pytest.fixture
-def worker_delivery(db, source, settings):
-    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker", "PRUNE_AFTER_DAYS": 30}
+def pruning_delivery(worker_delivery, source, settings):
+    """Worker delivery to the sandbox's source, pruning sent messages after 30 days."""
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "PRUNE_AFTER_DAYS": 30}
 
 
 def run(command: str, *args: str) -> str:
@@ -26,7 +27,7 @@ def run(command: str, *args: str) -> str:
     return out.getvalue()
 
 
-def test_resync_reposts_the_current_state_of_the_given_items(worker_delivery, sandbox):
+def test_resync_reposts_the_current_state_of_the_given_items(pruning_delivery, sandbox):
     tickets = [Ticket.objects.create(subject=f"T{n}") for n in range(3)]
     Ticket.objects.filter(pk=tickets[0].pk).update(state="solved")  # changed behind our back
     Change.objects.all().delete()
@@ -45,7 +46,7 @@ def test_resync_reposts_the_current_state_of_the_given_items(worker_delivery, sa
     assert resynced["thread"]["status"]["value"] == "solved"
 
 
-def test_resync_without_filters_covers_every_thread_model(worker_delivery):
+def test_resync_without_filters_covers_every_thread_model(pruning_delivery):
     Ticket.objects.create(subject="A ticket")
     Incident.objects.create(name="An incident")
     Change.objects.all().delete()
@@ -66,12 +67,12 @@ def test_resync_without_filters_covers_every_thread_model(worker_delivery):
         (["--model", "testapp.Nope"], "testapp.Nope"),
     ],
 )
-def test_resync_refuses_bad_arguments_with_the_fix(worker_delivery, args, error):
+def test_resync_refuses_bad_arguments_with_the_fix(pruning_delivery, args, error):
     with pytest.raises(CommandError, match=error):
         run("flowdock_resync", *args)
 
 
-def test_prune_deletes_old_sent_messages_but_keeps_the_newest_of_each_thread(worker_delivery):
+def test_prune_deletes_old_sent_messages_but_keeps_the_newest_of_each_thread(pruning_delivery):
     first = Ticket.objects.create(subject="T0")
     for n in range(1, 4):
         Ticket.objects.create(subject=f"T{n}")

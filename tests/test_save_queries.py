@@ -17,11 +17,6 @@ def queries_for_update(ticket):
     return [q["sql"] for q in captured]
 
 
-@pytest.fixture
-def worker_delivery(settings):
-    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
-
-
 def test_save_statements_are_the_same_for_one_and_ten_sources(worker_delivery):
     Source.objects.create(name="s0", flow_token="t0")
     ticket = Ticket.objects.create(subject="Polish")

@@ -34,12 +34,6 @@ def raising_receiver():
         signal.disconnect(receiver)
 
 
-@pytest.fixture
-def worker_delivery(settings, sandbox):
-    """Delivery only when the test drains, so each drain's result can be read."""
-    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
-
-
 def receiver_errors(caplog):
     return [
         r

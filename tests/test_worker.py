@@ -15,11 +15,6 @@ from django_flowdock.models import Message
 from tests.testapp.models import Ticket
 
 
-@pytest.fixture
-def worker_delivery(settings):
-    settings.FLOWDOCK = {**settings.FLOWDOCK, "DELIVERY": "worker"}
-
-
 def in_thread(worker: Worker) -> threading.Thread:
     def run():
         try:
