@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models, router, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, Min, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -238,18 +238,35 @@ class MessageQuerySet(models.QuerySet["Message"]):
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), next_attempt_at__lte=now
         )
 
-    def deliverable(self, now=None) -> MessageQuerySet:
-        """Due messages that are first in line for their thread and source: an earlier
-        pending message (waiting for a retry, or in flight) holds back later ones."""
-        # Walks pending rows in id order and stops at the batch size; each row's test
-        # is one probe of the (source, thread_key, state, id) index.
+    def first_in_line(self) -> MessageQuerySet:
+        """Pending messages with no earlier pending message of their thread and source:
+        the only ones that may go out next."""
+        # Each row's test is one probe of the (source, thread_key, state, id) index.
         earlier = Message.objects.filter(
             source=OuterRef("source"),
             thread_key=OuterRef("thread_key"),
             state=Message.State.PENDING,
             pk__lt=OuterRef("pk"),
         )
-        return self.due(now).filter(~Exists(earlier)).order_by("pk")
+        return self.pending().filter(~Exists(earlier))
+
+    def deliverable(self, now=None) -> MessageQuerySet:
+        """Due messages that are first in line for their thread and source: an earlier
+        pending message (waiting for a retry, or in flight) holds back later ones."""
+        # Walks pending rows in id order and stops at the batch size.
+        return self.first_in_line().due(now).order_by("pk")
+
+    def next_due(self) -> datetime | None:
+        """When a message first in line can next be attempted: its retry time, or the
+        end of the lease of one a worker holds. ``None`` when nothing is pending."""
+        now = timezone.now()
+        heads = self.first_in_line()
+        free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+        times = [
+            heads.filter(free).aggregate(at=Min("next_attempt_at"))["at"],
+            heads.exclude(free).aggregate(at=Min("claimed_until"))["at"],
+        ]
+        return min((t for t in times if t is not None), default=None)
 
 
 class Message(models.Model):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Min
 from django.utils import timezone
 
 from django_flowdock.delivery.engine import DrainResult
@@ -18,5 +17,5 @@ def next_run(result: DrainResult, limit: int) -> datetime | None:
     if result.handled >= limit:
         return timezone.now()
     if result.retrying:
-        return Message.objects.pending().aggregate(at=Min("next_attempt_at"))["at"]
+        return Message.objects.next_due()
     return None

@@ -8,7 +8,6 @@ import os
 import threading
 
 from django.db import connections
-from django.db.models import Min
 from django.utils import timezone
 
 from django_flowdock.delivery.base import BaseBackend
@@ -19,6 +18,9 @@ logger = logging.getLogger("django_flowdock.delivery")
 
 #: Longest sleep between looks at the outbox while messages wait for a retry.
 MAX_SLEEP = 60.0
+#: Shortest sleep between rounds, so a message that cannot be taken yet never makes the
+#: thread spin.
+MIN_SLEEP = 0.2
 #: Sleep after a round that failed (database restarting, say).
 ERROR_SLEEP = 5.0
 
@@ -81,7 +83,9 @@ class ImmediateBackend(BaseBackend):
 
 
 def _seconds_until_due() -> float | None:
-    due = Message.objects.pending().aggregate(at=Min("next_attempt_at"))["at"]
+    # Only messages first in line count: the ones behind a message waiting for its retry
+    # wait with it, and one another process holds waits for the end of its lease.
+    due = Message.objects.next_due()
     if due is None:
         return None
-    return min(MAX_SLEEP, max(0.05, (due - timezone.now()).total_seconds()))
+    return min(MAX_SLEEP, max(MIN_SLEEP, (due - timezone.now()).total_seconds()))
