@@ -10,8 +10,10 @@ import math
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.local_api import LocalServer
 
 CLIENT_ID = "strict-client"
 CLIENT_SECRET = "strict-client-secret-0123456789abcdef"
@@ -24,7 +26,7 @@ FLOW = {
 }
 
 
-class StrictOAuthServer:
+class StrictOAuthServer(LocalServer):
     """Grants access tokens that live ``lifetime`` seconds, with the scope written
     ``scope`` (comma-separated, as in Flowdock's docs), and refresh tokens when
     ``refresh`` is true."""
@@ -40,14 +42,7 @@ class StrictOAuthServer:
         self.access_tokens: dict[str, float] = {}  # token -> monotonic expiry
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(self._handler())
 
     def statuses(self, path: str) -> list[int]:
         return [status for _, p, status in self.requests if p == path]

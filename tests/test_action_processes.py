@@ -23,6 +23,7 @@ from django_flowdock.delivery.fanout import fan_out
 from django_flowdock.models import Change, UsedToken
 from django_flowdock.testing import ActionRequest
 from tests.actions_support import make_application, make_user, signed
+from tests.local_api import free_port
 from tests.test_worker_processes import database_url
 from tests.testapp.models import Ticket
 
@@ -39,12 +40,6 @@ settings.FLOWDOCK["DELIVERY"] = "worker"
 from django.core.management import call_command
 call_command("runserver", sys.argv[1], use_reloader=False, use_threading=False)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Server:

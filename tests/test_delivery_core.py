@@ -1,13 +1,12 @@
 """The default immediate backend posts to a real Flowdock API (the sandbox) after commit,
 from its background thread."""
 
-import socket
-
 import pytest
 
 from django_flowdock.delivery.engine import drain
 from django_flowdock.models import Message, Source
 from django_flowdock.testing import wait_for_delivery
+from tests.local_api import free_port
 from tests.testapp.models import Reply, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,12 +95,6 @@ def test_server_error_keeps_the_message_pending_for_a_retry(source, sandbox, set
     assert message.attempts == 1
     assert message.status_code == 500
     assert message.next_attempt_at > message.created_at
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_unreachable_api_keeps_the_message_pending(db, settings):
