@@ -4,7 +4,6 @@ and chat replies posted to the sandbox as a user would."""
 from __future__ import annotations
 
 import re
-import time
 
 import requests
 
@@ -85,13 +84,3 @@ def reply(sandbox, thread_id: str, content: str) -> dict:
     )
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)

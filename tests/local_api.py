@@ -59,6 +59,7 @@ class RecordingServer(LocalServer):
         self.requests: list[dict] = []
         self.delay = delay
         self.lock = threading.Lock()
+        self.answered = threading.Condition(self.lock)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -89,7 +90,9 @@ class RecordingServer(LocalServer):
                 except OSError:
                     pass  # the client gave up waiting (a timeout test)
                 self.close_connection = answer.cut_short
-                record["ended"] = time.monotonic()
+                with server.answered:
+                    record["ended"] = time.monotonic()
+                    server.answered.notify_all()
 
             def log_message(self, *args):
                 pass
@@ -106,3 +109,11 @@ class RecordingServer(LocalServer):
         """Script the next answer; ``options`` are ``Answer``'s ``body``,
         ``content_type`` and ``cut_short``."""
         self.script.append(Answer(status, headers, delay, **options))
+
+    def wait_for_answers(self, count: int, timeout: float = 20.0) -> None:
+        """Block until ``count`` requests have been answered; fail after ``timeout``."""
+        with self.answered:
+            answered = self.answered.wait_for(
+                lambda: sum("ended" in r for r in self.requests) >= count, timeout
+            )
+        assert answered, f"{count} answers not given within {timeout}s"

@@ -19,8 +19,9 @@ from django.db import transaction
 
 from django_flowdock.delivery.celery import drain_outbox
 from django_flowdock.models import Message, Source
-from tests.test_worker_processes import ROOT, database_url, wait_for
+from tests.test_worker_processes import ROOT, database_url
 from tests.testapp.models import Ticket
+from tests.waiting import wait_for
 
 BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL")
 QUEUE = os.environ.get("FLOWDOCK_TEST_QUEUE") or f"flowdock-test-{uuid.uuid4().hex}"

@@ -9,8 +9,9 @@ from django.contrib.auth import get_user_model
 from django_flowdock.conversations.listener import catch_up, connected_flows
 from django_flowdock.conversations.models import FlowCursor, ReceivedMessage, ThreadLink
 from django_flowdock.models import Change, FlowdockUser, Message
-from tests.conversations_support import connect_source, reply, wait_for
+from tests.conversations_support import connect_source, reply
 from tests.testapp.models import Reply, Ticket
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

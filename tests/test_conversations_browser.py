@@ -9,10 +9,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from django_flowdock.models import FlowdockUser
-from tests.conversations_support import connect_source, wait_for
+from tests.conversations_support import connect_source
 from tests.test_conversations import ticket_thread
 from tests.test_conversations_processes import spawn_listener
 from tests.testapp.models import Reply
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,10 +15,11 @@ from django.contrib.auth import get_user_model
 
 from django_flowdock.conversations.models import ReceivedMessage
 from django_flowdock.models import Change, FlowdockUser
-from tests.conversations_support import connect_source, reply, wait_for
+from tests.conversations_support import connect_source, reply
 from tests.test_conversations import ticket_thread
 from tests.test_worker_processes import ROOT, database_url
 from tests.testapp.models import Reply
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

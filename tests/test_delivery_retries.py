@@ -32,7 +32,7 @@ def test_retry_after_is_waited_for_and_then_the_message_is_sent(queued, local_ap
     local_api.answer(429, {"Retry-After": "1"})
     assert drain().retrying == 1
     assert drain().handled == 0
-    time.sleep(1.05)
+    time.sleep(1.05)  # the Retry-After second has to pass: that is what is proven
     assert drain().sent == 1
     queued.refresh_from_db()
     assert (queued.state, queued.attempts, queued.status_code) == ("sent", 2, 202)
@@ -45,7 +45,7 @@ def test_read_timeout_is_retried_with_the_same_uuid(queued, local_api):
     assert drain().retrying == 1
     queued.refresh_from_db()
     assert "Timed out" in queued.last_error
-    time.sleep(0.1)
+    time.sleep(0.1)  # the backoff (BACKOFF_MAX is 0.05s in the test settings) runs out
     assert drain().sent == 1
     assert [r["uuid"] for r in local_api.requests] == [str(queued.uuid)] * 2
 

@@ -292,6 +292,8 @@ def test_confirm_sent_twice_at_once_creates_one_source(django_user_model, sandbo
 
     threads = [threading.Thread(target=submit, args=("first", first))]
     threads[0].start()
+    # A head start: the first is inside its slow creation when the second arrives (the
+    # wait is in the sandbox's process, so no event here announces it).
     time.sleep(0.3)
     threads.append(threading.Thread(target=submit, args=("second", second)))
     threads[1].start()

@@ -105,7 +105,7 @@ def test_two_second_token_without_refresh_token_is_used_until_it_expires(
     assert callback(signed_in, stand_in_application).status_code == 302
     assert signed_in.post(CONFIRM, {"name": "Helpdesk"}).status_code == 302
     token = Source.objects.get().token
-    time.sleep(stand_in.lifetime + 0.2)
+    time.sleep(stand_in.lifetime + 0.2)  # the token expires: what is proven
     calls = len(stand_in.requests)
 
     with pytest.raises(FlowdockOAuthError, match="Connect the flow again"):

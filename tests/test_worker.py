@@ -12,6 +12,7 @@ from django.db import connections
 
 from django_flowdock.delivery.worker import Worker, WorkerBackend
 from django_flowdock.models import Message
+from django_flowdock.signals import message_sent
 from tests.testapp.models import Ticket
 
 
@@ -75,17 +76,23 @@ def test_threads_deliver_everything_in_thread_order(
 def test_continuous_worker_polls_until_stopped_and_logs(
     transactional_db, source, sandbox, worker_delivery, caplog
 ):
+    delivered = threading.Event()
+
+    def on_sent(**kwargs):
+        delivered.set()
+
     worker = Worker(idle_sleep=0.05)
     runner = in_thread(worker)
-    with caplog.at_level(logging.INFO, logger="django_flowdock"):
-        runner.start()
-        Ticket.objects.create(subject="Arrives while the worker idles")
-        for _ in range(100):
-            if sandbox.messages():
-                break
-            threading.Event().wait(0.05)
-        worker.stop()
-        runner.join(timeout=5)
+    message_sent.connect(on_sent)
+    try:
+        with caplog.at_level(logging.INFO, logger="django_flowdock"):
+            runner.start()
+            Ticket.objects.create(subject="Arrives while the worker idles")
+            delivered.wait(timeout=5)
+            worker.stop()
+            runner.join(timeout=5)
+    finally:
+        message_sent.disconnect(on_sent)
     assert not runner.is_alive()
     assert worker.result.sent == 1
     assert "Delivered: 1 sent" in caplog.text

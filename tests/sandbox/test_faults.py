@@ -55,7 +55,7 @@ def test_reset_waits_for_a_slowed_request_so_it_cannot_land_afterwards(sandbox, 
 
     sandbox.reset()  # the slowed post is still being handled by the sandbox
 
-    time.sleep(1.2)
+    time.sleep(1.2)  # past the slowed post's second: had it landed, it would show now
     assert sandbox.messages() == []
 
 
