@@ -1,4 +1,4 @@
-"""Done-when for actions: in the sandbox inbox, "Assign to me" first leads to the sign-in
+"""Actions end to end in chromium: in the sandbox inbox, "Assign to me" first leads to the sign-in
 link; after signing in and linking, pressing it again assigns the ticket, and the thread
 shows the new activity by that user and the new state."""
 

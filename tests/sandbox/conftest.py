@@ -5,9 +5,9 @@ import re
 import pytest
 import requests
 
-# The request body of the curl command in Flowdock's integration quick
-# start guide), verbatim except for the flow token, which the sandbox hands out.
-SEED_CURL_BODY = """{
+# The request body of the curl command in Flowdock's integration quick start, verbatim
+# except for the flow token, which the sandbox hands out.
+QUICKSTART_CURL_BODY = """{
 "flow_token": "be299b91fffe8e4124986b9b5b44dfc6",
   "event": "activity",
   "author": {
@@ -37,15 +37,15 @@ def sandbox(flowdock_sandbox):
 
 
 @pytest.fixture
-def seed_body(sandbox):
-    """The seed guide's curl body with the sandbox's flow token, as text."""
-    return SEED_CURL_BODY.replace("be299b91fffe8e4124986b9b5b44dfc6", sandbox.flow_token)
+def quickstart_body(sandbox):
+    """The quick start's curl body with the sandbox's flow token, as text."""
+    return QUICKSTART_CURL_BODY.replace("be299b91fffe8e4124986b9b5b44dfc6", sandbox.flow_token)
 
 
 @pytest.fixture
 def message(sandbox):
-    """A fresh, valid message (the seed guide's) as a dict to modify."""
-    payload = json.loads(SEED_CURL_BODY)
+    """A fresh, valid message (the quick start's) as a dict to modify."""
+    payload = json.loads(QUICKSTART_CURL_BODY)
     payload["flow_token"] = sandbox.flow_token
     return copy.deepcopy(payload)
 

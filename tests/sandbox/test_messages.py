@@ -1,4 +1,5 @@
-"""POST /messages: threads from the seed guide's payload, validation, auth, dedupe."""
+"""POST /messages: threads from the payload of Flowdock's integration quick start,
+validation, auth, dedupe."""
 
 import json
 import shutil
@@ -20,10 +21,10 @@ def inbox_html(sandbox):
     return response.text
 
 
-def test_seed_guide_curl_payload_creates_a_thread(sandbox, seed_body):
+def test_quickstart_curl_payload_creates_a_thread(sandbox, quickstart_body):
     response = requests.post(
         f"{sandbox.url}/messages",
-        data=seed_body,
+        data=quickstart_body,
         headers={"Content-Type": "application/json"},
         timeout=10,
     )
@@ -48,11 +49,11 @@ def test_seed_guide_curl_payload_creates_a_thread(sandbox, seed_body):
     assert "5 - severe" in html
 
 
-def test_reposting_with_closed_grey_status_updates_the_thread_in_place(sandbox, seed_body):
-    closed_body = seed_body.replace('"color": "green"', '"color": "grey"').replace(
+def test_reposting_with_closed_grey_status_updates_the_thread_in_place(sandbox, quickstart_body):
+    closed_body = quickstart_body.replace('"color": "green"', '"color": "grey"').replace(
         '"value": "open"', '"value": "closed"'
     )
-    for body in (seed_body, closed_body):
+    for body in (quickstart_body, closed_body):
         response = requests.post(
             f"{sandbox.url}/messages",
             data=body,
@@ -322,8 +323,10 @@ def test_json_that_is_not_an_object_is_a_400(sandbox):
 
 
 @pytest.mark.skipif(not shutil.which("curl"), reason="the curl binary is not installed")
-def test_the_seed_guides_exact_curl_command_creates_then_updates_the_thread(sandbox, seed_body):
-    # The guide's command as written, with the sandbox's token and URL substituted.
+def test_the_quickstarts_exact_curl_command_creates_then_updates_the_thread(
+    sandbox, quickstart_body
+):
+    # The quick start's command as written, with the sandbox's token and URL substituted.
     def curl(body):
         return subprocess.run(
             [
@@ -343,8 +346,8 @@ def test_the_seed_guides_exact_curl_command_creates_then_updates_the_thread(sand
             check=True,
         ).stdout
 
-    assert curl(seed_body).startswith("HTTP/1.1 202")
-    closed = seed_body.replace('"color": "green"', '"color": "grey"').replace(
+    assert curl(quickstart_body).startswith("HTTP/1.1 202")
+    closed = quickstart_body.replace('"color": "green"', '"color": "grey"').replace(
         '"value": "open"', '"value": "closed"'
     )
     assert curl(closed).startswith("HTTP/1.1 202")

@@ -7,7 +7,7 @@ def get(sandbox, path, auth, **kwargs):
     return requests.get(f"{sandbox.url}{path}", auth=auth, timeout=10, **kwargs)
 
 
-def post_seed_message(sandbox, message, **changes):
+def post_quickstart_message(sandbox, message, **changes):
     response = requests.post(f"{sandbox.url}/messages", json={**message, **changes}, timeout=10)
     assert response.status_code == 202, response.text
 
@@ -56,10 +56,10 @@ def test_user_endpoint_returns_the_api_tokens_user(sandbox, api_auth):
 
 
 def test_thread_endpoints_return_latest_state_and_timeline(sandbox, api_auth, message):
-    post_seed_message(sandbox, message)
+    post_quickstart_message(sandbox, message)
     closed = {**message["thread"], "status": {"value": "closed", "color": "grey"}}
-    post_seed_message(sandbox, message, thread=closed)
-    post_seed_message(sandbox, message, event="discussion", title="commented", thread=closed)
+    post_quickstart_message(sandbox, message, thread=closed)
+    post_quickstart_message(sandbox, message, event="discussion", title="commented", thread=closed)
 
     [listed] = get(sandbox, "/flows/acme/main/threads", api_auth).json()
     detail = get(sandbox, f"/flows/acme/main/threads/{listed['id']}", api_auth).json()
