@@ -105,9 +105,7 @@ def test_delivery_log_filters_by_state(admin_client, source):
     assert ">b<" not in page
 
 
-def test_retry_action_sends_failed_messages_again(
-    transactional_db, admin_client, source, sandbox
-):
+def test_retry_action_sends_failed_messages_again(transactional_db, admin_client, source, sandbox):
     from django_flowdock.threads.render import activity_message
     from tests.testapp.models import Ticket
 

@@ -29,9 +29,7 @@ def test_create_then_updates_become_one_created_activity_with_the_final_state(lo
     assert message["thread"]["status"]["value"] == "pending"
 
 
-def test_updates_become_one_activity_with_every_change_since_the_transaction_began(
-    locmem, source
-):
+def test_updates_become_one_activity_with_every_change_since_the_transaction_began(locmem, source):
     ticket = Ticket.objects.create(subject="Printer")
     with transaction.atomic():
         ticket.state = "pending"
