@@ -4,7 +4,7 @@ connections and slows down, the workers are SIGKILLed three times and (on Postgr
 their database connections are terminated twice.
 
 SQLite's single worker posts one message at a time and the sandbox takes ~25 ms of
-CPU per post, so SQLite runs 500 rather than the issue's 1000 to stay near a minute on
+CPU per post, so SQLite runs 500 rather than 1000 to stay near a minute on
 a busy 2-core machine; ``FLOWDOCK_CHAOS_SAVES=20`` runs 1000 there too.
 
 Everything is judged from what the sandbox received, repeats included: nothing lost,
