@@ -1,117 +1,147 @@
-"""Save overhead: what the mixin adds to ``save()``.
+"""Save overhead: what the mixin adds to ``save()``, against the least any
+transactional outbox could add.
 
-Compares, in one run, saves of ``Ticket`` (FlowdockThread, outbox written, not
-delivered: the worker backend) with 1 and 10 sources against ``Plain`` (no mixin)
-and against a save that posts to Flowdock synchronously (a local endpoint), as an
-integration without an outbox would. Every save is its own transaction: in autocommit
-mode, and wrapped in ``atomic()`` as under ``ATOMIC_REQUESTS`` (compared with a bare
-save wrapped the same way). Run: ``.venv/bin/python -m benchmarks.save_overhead [N]``.
+The same fields saved in interleaved rounds (each round runs every arm for N saves,
+the order reversed every other round):
+
+- bare: ``PlainTicket`` (``tests.testapp.Ticket``'s fields, no mixin), autocommit;
+- lower bound: the bare save plus one raw ``INSERT`` of a pre-serialised JSON row,
+  both in one ``atomic()``;
+- ``Ticket`` (the mixin) with 1 and with 10 sources, default settings (the
+  ``immediate`` backend: the commit wakes a delivery thread of this process, which
+  posts to a local endpoint while the saves go on);
+- ``Ticket`` with the ``worker`` backend (nothing at commit): the save path alone.
+
+Each save changes ``subject``. After each ``Ticket`` arm the delivery thread is let
+finish (untimed) so its work does not spill into the next arm; the changes the
+``worker`` arm captured are marked done, never delivered. Prints per-arm µs per
+save and min / median / max of the per-round ratio to the bare save and to the lower
+bound, then the statements of one save with 1 and with 10 sources.
+
+Run: ``.venv/bin/python -m benchmarks.save_overhead [SAVES_PER_ROUND] [ROUNDS]``
+(SQLite on disk); ``BENCH_TMPDIR=/dev/shm ...`` for SQLite in tmpfs;
+``DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench ...`` for PostgreSQL.
 """
 
 from __future__ import annotations
 
+import gc
+import json
+import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 from benchmarks import endpoint
-from benchmarks.setup_django import setup
-
-ROUNDS = 5
+from benchmarks.setup_django import setup, spread
 
 
-def main(n: int) -> None:
+def main(n: int, rounds: int) -> None:
     url, server = endpoint.start()
-    setup("worker")
-    import requests
+    database = setup(API_URL=url)
+    from django.conf import settings
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
-    from django_flowdock.payloads import activity_message
 
-    from django_flowdock.models import Message, Source
-    from tests.testapp.models import Plain, Ticket
+    from benchmarks.benchapp.models import OutboxRow, PlainTicket
+    from django_flowdock.delivery import get_backend
+    from django_flowdock.models import Change, Message, Source
+    from tests.testapp.models import Ticket
 
-    plains = [Plain.objects.create(subject=f"P{i}") for i in range(n)]
-    tickets = [Ticket.objects.create(subject=f"T{i}") for i in range(n)]
-    payload = activity_message(tickets[0], "updated")
-    session = requests.Session()
+    plains = [PlainTicket.objects.create(subject=f"Ticket {i}") for i in range(n)]
+    tickets = [Ticket.objects.create(subject=f"Ticket {i}") for i in range(n)]
+    immediate = get_backend("immediate")
+    immediate.dispatch()
+    immediate.wait_idle(60)
+    table = connection.ops.quote_name(OutboxRow._meta.db_table)
+    insert = f"INSERT INTO {table} (payload, sent) VALUES (%s, %s)"
+    row = json.dumps({"old": {"subject": "Ticket 0"}, "new": {"subject": "Ticket 0 (1)"}})
+    serial = iter(range(10**9))
 
-    def bare_update(i: int) -> None:
-        obj = plains[i]
-        obj.subject = f"P{i} {time.perf_counter_ns()}"
-        obj.save()
-
-    def ticket_update(i: int) -> None:
-        obj = tickets[i]
-        obj.subject = f"T{i} {time.perf_counter_ns()}"
-        obj.save()
-
-    def sync_post_update(i: int) -> None:
-        bare_update(i)
-        session.post(f"{url}/messages", json=payload, timeout=5).raise_for_status()
-
-    def in_transaction(fn):
-        def run(i: int) -> None:
-            with transaction.atomic():
-                fn(i)
-
-        return run
-
-    def bare_create(i: int) -> None:
-        Plain.objects.create(subject=f"new {i}")
-
-    def ticket_create(i: int) -> None:
-        Ticket.objects.create(subject=f"new {i}")
-
-    def timed(fn) -> float:
-        best = []
-        for _ in range(ROUNDS):
-            started = time.perf_counter()
-            for i in range(n):
-                fn(i)
-            best.append((time.perf_counter() - started) / n)
-        return statistics.median(best)
-
-    def queries(fn) -> int:
-        with CaptureQueriesContext(connection) as captured:
-            fn(0)
-        return len(captured)
+    everywhere = Source.objects.bulk_create(
+        Source(name=f"S{i}", flow_token=f"token-{i}") for i in range(10)
+    )
 
     def sources(count: int) -> None:
-        Source.objects.all().delete()
-        Source.objects.bulk_create(Source(name=f"S{i}", flow_token=f"tok{i}") for i in range(count))
+        Source.objects.update(active=False)
+        Source.objects.filter(pk__in=[s.pk for s in everywhere[:count]]).update(active=True)
 
-    results = {}
-    sources(1)
-    results["bare update (Plain)"] = (timed(bare_update), queries(bare_update))
-    results["bare create (Plain)"] = (timed(bare_create), queries(bare_create))
-    results["bare update, atomic (Plain)"] = (timed(in_transaction(bare_update)), 1)
-    results["sync post in save (Plain + POST)"] = (timed(sync_post_update), queries(bare_update))
-    results["Ticket update, 1 source"] = (timed(ticket_update), queries(ticket_update))
-    results["Ticket update, atomic, 1 source"] = (
-        timed(in_transaction(ticket_update)),
-        queries(ticket_update),
-    )
-    results["Ticket create, 1 source"] = (timed(ticket_create), queries(ticket_create))
-    sources(10)
-    results["Ticket update, 10 sources"] = (timed(ticket_update), queries(ticket_update))
-    results["Ticket update, atomic, 10 sources"] = (
-        timed(in_transaction(ticket_update)),
-        queries(ticket_update),
-    )
-    results["Ticket create, 10 sources"] = (timed(ticket_create), queries(ticket_create))
-    assert Message.objects.exists()
+    def bare(i: int) -> None:
+        obj = plains[i]
+        obj.subject = f"Ticket {i} ({next(serial)})"
+        obj.save()
 
-    bare_u = results["bare update (Plain)"][0]
-    bare_c = results["bare create (Plain)"][0]
-    bare_a = results["bare update, atomic (Plain)"][0]
-    print(f"database: {connection.vendor}; {n} saves x {ROUNDS} rounds (median)")
-    print(f"{'case':38} {'µs/save':>9} {'x bare':>7} {'queries':>8}")
-    for name, (seconds, count) in results.items():
-        base = bare_c if "create" in name else bare_a if "atomic" in name else bare_u
-        print(f"{name:38} {seconds * 1e6:9.0f} {seconds / base:7.2f} {count:8d}")
+    def lower_bound(i: int) -> None:
+        with transaction.atomic(savepoint=False):
+            bare(i)
+            with connection.cursor() as cursor:
+                cursor.execute(insert, [row, False])
+
+    def mixin(i: int) -> None:
+        obj = tickets[i]
+        obj.subject = f"Ticket {i} ({next(serial)})"
+        obj.save()
+
+    # name → (sources, backend, save)
+    arms: dict[str, tuple[int, str, Callable[[int], None]]] = {
+        "bare save (PlainTicket)": (1, "immediate", bare),
+        "lower bound: bare + 1 raw INSERT": (1, "immediate", lower_bound),
+        "Ticket, 1 source (immediate)": (1, "immediate", mixin),
+        "Ticket, 10 sources (immediate)": (10, "immediate", mixin),
+        "Ticket, 1 source (worker: save path only)": (1, "worker", mixin),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in arms}
+    for r in range(rounds):
+        order = list(arms) if r % 2 == 0 else list(reversed(arms))
+        for name in order:
+            count, backend, save = arms[name]
+            sources(count)
+            settings.FLOWDOCK["DELIVERY"] = backend
+            gc.collect()
+            started = time.perf_counter()
+            for i in range(n):
+                save(i)
+            seconds[name].append((time.perf_counter() - started) / n)
+            if save is mixin and backend == "worker":  # measured, never to be delivered
+                Change.objects.filter(fanned_out=False).update(fanned_out=True)
+            elif save is mixin:
+                assert immediate.wait_idle(300), "the delivery thread did not finish"
+    settings.FLOWDOCK["DELIVERY"] = "immediate"
+    assert not Message.objects.pending().exists()
+
+    base = seconds["bare save (PlainTicket)"]
+    low = seconds["lower bound: bare + 1 raw INSERT"]
+    posted = Message.objects.filter(state=Message.State.SENT).count()
+    print(f"{database}; {rounds} rounds x {n} saves per arm; {posted} messages posted")
+    print("| arm | µs/save (median) | x bare, per round | x lower bound, per round |")
+    print("|---|---:|---:|---:|")
+    for name, values in seconds.items():
+        to_bare = [v / b for v, b in zip(values, base, strict=True)]
+        to_low = [v / b for v, b in zip(values, low, strict=True)]
+        print(
+            f"| {name} | {statistics.median(values) * 1e6:.0f} | {spread(to_bare)} "
+            f"| {spread(to_low)} |"
+        )
+
+    statements = {}
+    for count in (1, 10):
+        sources(count)
+        with CaptureQueriesContext(connection) as captured:
+            mixin(0)
+        immediate.wait_idle(60)
+        statements[count] = [re.sub(r"'[^']*'|\b\d+\b", "?", q["sql"]) for q in captured]
+    print(
+        f"\nstatements per Ticket save, 1 source: {len(statements[1])}, "
+        f"10 sources: {len(statements[10])}, identical: {statements[1] == statements[10]}"
+    )
+    for sql in statements[1]:
+        print(f"  {sql[:110]}")
     server.terminate()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 500)
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 150,
+        int(sys.argv[2]) if len(sys.argv) > 2 else 8,
+    )

@@ -1,0 +1,82 @@
+"""Claim cost: the time of ``engine.claim(50)`` against the number of pending messages.
+
+For 1k, 10k and 100k pending messages (one source), in three layouts:
+
+- interleaved: N/10 threads, message i in thread ``i mod N/10`` (the first N/10
+  messages by id are each first in their thread);
+- blocks: N/10 threads of 10 consecutive messages (one message in 10 is deliverable);
+- one thread: a single thread's backlog (only the oldest message is deliverable).
+
+Each claim is timed, then released (untimed), REPEAT times; the median is printed.
+On PostgreSQL the table is ANALYZEd after filling, as autovacuum would, and a claim
+still running after TIMEOUT seconds is cancelled and shown as such.
+Run: ``.venv/bin/python -m benchmarks.claim_cost [MAX_PENDING]``; set ``DATABASE_URL``
+for PostgreSQL (see ``setup_django``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+from benchmarks.setup_django import setup
+
+REPEAT = 7
+#: PostgreSQL only: a claim still running after this many seconds is cancelled.
+TIMEOUT = 20
+LAYOUTS = {
+    "interleaved": lambda i, n: i % (n // 10),
+    "blocks of 10": lambda i, n: i // 10,
+    "one thread": lambda i, n: 0,
+}
+
+
+def main(largest: int) -> None:
+    database = setup(DELIVERY="worker")
+    from django.db import OperationalError, connection
+
+    from django_flowdock.delivery.engine import claim, release
+    from django_flowdock.models import Message, Source
+
+    source = Source.objects.create(name="Bench", flow_token="bench-token")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = '{TIMEOUT}s'")
+    sizes = [n for n in (1_000, 10_000, 100_000) if n <= largest]
+    rows: dict[str, list[str]] = {layout: [] for layout in LAYOUTS}
+    for n in sizes:
+        for layout, thread_of in LAYOUTS.items():
+            Message.objects.all().delete()
+            Message.objects.bulk_create(
+                (
+                    Message(source=source, thread_key=f"bench:{thread_of(i, n)}", event="activity")
+                    for i in range(n)
+                ),
+                batch_size=2000,
+            )
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(f"ANALYZE {Message._meta.db_table}")
+            timings, claimed = [], 0
+            try:
+                for _ in range(REPEAT):
+                    started = time.perf_counter()
+                    batch = claim(50)
+                    timings.append(time.perf_counter() - started)
+                    claimed = len(batch)
+                    release(batch)
+            except OperationalError:  # cancelled by statement_timeout
+                rows[layout].append(f"> {TIMEOUT} s (cancelled)")
+                continue
+            rows[layout].append(f"{statistics.median(timings) * 1000:.1f} ms ({claimed})")
+
+    print(f"{database}; median of {REPEAT} claims of up to 50 (messages claimed)")
+    print("| layout | " + " | ".join(f"{n:,} pending" for n in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for layout, cells in rows.items():
+        print(f"| {layout} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
