@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models, router, transaction
-from django.db.models import Exists, Min, OuterRef, Q
+from django.db.models import Min, OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -203,7 +203,11 @@ class Change(models.Model):
         verbose_name = _("change")
         verbose_name_plural = _("changes")
         ordering = ["-pk"]
-        indexes = [models.Index(fields=["fanned_out", "id"])]
+        indexes = [
+            models.Index(fields=["fanned_out", "id"]),
+            # A deleted object's last values are looked up by it at delivery.
+            models.Index(fields=["model", "object_pk", "event"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} {self.model}:{self.object_pk}"
@@ -241,14 +245,19 @@ class MessageQuerySet(models.QuerySet["Message"]):
     def first_in_line(self) -> MessageQuerySet:
         """Pending messages with no earlier pending message of their thread and source:
         the only ones that may go out next."""
-        # Each row's test is one probe of the (source, thread_key, state, id) index.
-        earlier = Message.objects.filter(
-            source=OuterRef("source"),
-            thread_key=OuterRef("thread_key"),
-            state=Message.State.PENDING,
-            pk__lt=OuterRef("pk"),
+        # A correlated "first pending id of my line" lookup: one probe of the (source,
+        # thread_key, state, id) index per row. (A NOT EXISTS over earlier rows let
+        # PostgreSQL pick a hash anti-join that compares every pair of a long line.)
+        head = (
+            Message.objects.filter(
+                source=OuterRef("source"),
+                thread_key=OuterRef("thread_key"),
+                state=Message.State.PENDING,
+            )
+            .order_by("pk")
+            .values("pk")[:1]
         )
-        return self.pending().filter(~Exists(earlier))
+        return self.pending().filter(pk=Subquery(head))
 
     def deliverable(self, now=None) -> MessageQuerySet:
         """Due messages that are first in line for their thread and source: an earlier

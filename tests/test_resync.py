@@ -99,3 +99,17 @@ def test_prune_deletes_old_sent_messages_but_keeps_the_newest_of_each_thread(pru
         newest_of_first.pk,
     }
     assert "Deleted 0 sent" in run("flowdock_prune", "--days", "0")
+
+
+def test_prune_deletes_old_delivered_changes_that_no_message_needs(pruning_delivery):
+    from django_flowdock.models import Change
+
+    kept = Ticket.objects.create(subject="Still has its message")
+    Ticket.objects.create(subject="Message pruned")
+    fan_out()
+    long_ago = timezone.now() - timedelta(days=31)
+    Change.objects.update(created_at=long_ago)
+    Message.objects.exclude(thread_key=kept.get_flowdock_thread_id()).delete()
+    output = run("flowdock_prune")
+    assert "Deleted 1 delivered changes older than 30 days." in output
+    assert list(Change.objects.values_list("object_pk", flat=True)) == [str(kept.pk)]

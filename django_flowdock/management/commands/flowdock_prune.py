@@ -14,7 +14,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from django_flowdock.conf import flowdock_settings
-from django_flowdock.models import Message
+from django_flowdock.models import Change, Message
 
 CHUNK = 5000
 
@@ -60,3 +60,9 @@ class Command(BaseCommand):
         while pks := list(old.order_by("pk").values_list("pk", flat=True)[:CHUNK]):
             deleted += Message.objects.filter(pk__in=pks).delete()[0]
         self.stdout.write(f"Deleted {deleted} sent messages older than {days:g} days.")
+        # Captured changes that were fanned out and no message needs any more.
+        done = Change.objects.filter(fanned_out=True, created_at__lt=cutoff, messages__isnull=True)
+        changes = 0
+        while pks := list(done.order_by("pk").values_list("pk", flat=True)[:CHUNK]):
+            changes += Change.objects.filter(pk__in=pks).delete()[0]
+        self.stdout.write(f"Deleted {changes} delivered changes older than {days:g} days.")
