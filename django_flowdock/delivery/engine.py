@@ -30,7 +30,7 @@ from django.utils import timezone
 from django_flowdock.api.client import FlowdockClient, client_for
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.context import delivering
-from django_flowdock.delivery.fanout import deletion_values, fan_out, load, take_write_lock
+from django_flowdock.delivery.fanout import fan_out, load, take_write_lock
 from django_flowdock.exceptions import (
     FlowdockError,
     FlowdockRenderError,
@@ -163,7 +163,7 @@ def render(change: Change) -> tuple[dict[str, Any], Repairs]:
                     raise FlowdockRenderError("The comment or its thread no longer exists.")
                 message, shown = discussion_message(comment, thread), thread
             else:
-                shown = load(change.model, change.object_pk, deletion_values(change))
+                shown = load(change.model, change.object_pk, change)
                 if shown is None:
                     raise FlowdockRenderError("The object no longer exists.")
                 changes = [FieldChange(*c) for c in json.loads(change.described or "[]")]

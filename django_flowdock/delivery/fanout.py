@@ -53,13 +53,15 @@ class Traced:
     described: list[FieldChange] = field(default_factory=list)
 
 
-def load(model_label: str, pk: str, deleted_values: dict[str, Any] | None = None) -> Any:
-    """The object as it is now; once deleted, rebuilt from its last captured values."""
+def load(model_label: str, pk: str, deleted_by: Change | None = None) -> Any:
+    """The object as it is now; once deleted, rebuilt from the last values captured
+    when it was deleted (looked up only then, from ``deleted_by``'s object)."""
     model = apps.get_model(model_label)
     instance = model._base_manager.filter(pk=pk).first()
-    if instance is not None or deleted_values is None:
+    if instance is not None or deleted_by is None:
         return instance
-    return with_values(model(), deleted_values)
+    last = deletion_values(deleted_by)
+    return None if last is None else with_values(model(), last)
 
 
 def with_values(instance: Any, values: dict[str, Any]) -> Any:
@@ -125,9 +127,7 @@ def trace(change: Change) -> Traced | None:
         if traced.thread is None:
             return None
     else:
-        traced.instance = traced.thread = load(
-            change.model, change.object_pk, deletion_values(change)
-        )
+        traced.instance = traced.thread = load(change.model, change.object_pk, change)
         if traced.instance is None:
             return None
     traced.thread_key = traced.thread.get_flowdock_thread_id()
