@@ -99,7 +99,7 @@ class Incident(FlowdockThread, models.Model):
 
 
 class Plain(models.Model):
-    """A model without the mixin, for the benchmarks and negative tests."""
+    """A model without the mixin, for negative tests."""
 
     subject = models.CharField(max_length=200)
 
