@@ -18,7 +18,7 @@ from celery import Celery
 from django.db import transaction
 
 from django_flowdock.delivery.celery import drain_outbox
-from django_flowdock.models import Message, Source
+from django_flowdock.models import Change, Message, Source
 from tests.test_worker_processes import ROOT, database_url
 from tests.testapp.models import Ticket
 from tests.waiting import wait_for
@@ -88,15 +88,18 @@ def test_commit_enqueues_a_drain_that_a_celery_worker_delivers(
     sandbox.inject_fault(status=500)  # the first post fails: the task schedules a retry
     with transaction.atomic():
         ticket = Ticket.objects.create(subject="Sent through Celery")
-        Message.objects.get()  # queued inside the transaction; nothing sent before commit
+        Change.objects.get()  # captured inside the transaction; nothing sent before commit
+        assert not Message.objects.exists()
     ticket.state = "solved"
     ticket.save()
     key = ticket.get_flowdock_thread_id()
     wait_for(
         lambda: len(sandbox.messages(external_thread_id=key)) == 2, timeout=20, what="delivery"
     )
-    statuses = [m["thread"]["status"]["value"] for m in sandbox.messages(external_thread_id=key)]
-    assert statuses == ["open", "solved"]
+    received = sandbox.messages(external_thread_id=key)
+    assert [m["title"] for m in received] == ["created ticket", "updated ticket"]
+    # Rendered when posted: the retried creation already shows the latest state.
+    assert received[-1]["thread"]["status"]["value"] == "solved"
     first = Message.objects.order_by("pk").first()
     assert (first.state, first.attempts) == ("sent", 2)
 
