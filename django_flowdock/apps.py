@@ -8,11 +8,15 @@ class FlowdockConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core.signals import request_started
+
         from django_flowdock import checks
         from django_flowdock.api.sources import source_refused
+        from django_flowdock.delivery.outbox import forget_transactions
         from django_flowdock.signals import message_failed
         from django_flowdock.threads.capture import connect_receivers
 
         checks.register()
         connect_receivers()
         message_failed.connect(source_refused, dispatch_uid="django_flowdock.source_refused")
+        request_started.connect(forget_transactions, dispatch_uid="django_flowdock.transactions")

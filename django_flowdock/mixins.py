@@ -26,6 +26,15 @@ else:
     _ModelBase = object
 
 
+def _starting_transaction(using: str) -> None:
+    """Outside any transaction this save starts a new one: whatever a rolled-back
+    transaction left in the outbox's bookkeeping must not be taken for it."""
+    from django_flowdock.delivery.outbox import forget_transaction
+
+    if transaction.get_autocommit(using=using):
+        forget_transaction(using)
+
+
 class _FlowdockOptionsMixin(_ModelBase):
     _flowdock_allowed: ClassVar[frozenset[str]]
     _flowdock_options_cache: ClassVar[Options]
@@ -36,11 +45,13 @@ class _FlowdockOptionsMixin(_ModelBase):
     # commit instead of two. Inside an existing transaction this adds nothing.
     def save(self, *args: Any, **kwargs: Any) -> None:
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        _starting_transaction(using)
         with transaction.atomic(using=using, savepoint=False):
             super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        _starting_transaction(using)
         with transaction.atomic(using=using, savepoint=False):
             return super().delete(*args, **kwargs)
 

@@ -126,3 +126,17 @@ def test_merged_activity_is_accepted_by_flowdock(source, sandbox):
     received = sandbox.messages(external_thread_id=ticket.get_flowdock_thread_id())
     assert len(received) == 1
     assert received[0]["thread"]["title"] == "Final"
+
+
+def test_a_rolled_back_transaction_leaves_nothing_that_hides_a_later_update(locmem, source):
+    ticket = Ticket.objects.create(subject="Printer")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        ticket.state = "solved"
+        ticket.save()
+        raise RuntimeError("rolled back")
+    Ticket.objects.filter(pk=ticket.pk).update(state="pending")  # another writer
+    again = Ticket.objects.get(pk=ticket.pk)
+    again.state = "open"
+    again.save()
+    _created, updated = locmem
+    assert "Status: pending → open" in updated["body"]

@@ -33,12 +33,25 @@ class _Transaction:
 _transactions: weakref.WeakKeyDictionary[Any, _Transaction] = weakref.WeakKeyDictionary()
 
 
+def forget_transaction(using: str) -> None:
+    """Drop what the connection's last transaction left (a rollback leaves it: nothing
+    tells us of one). Called when a save starts outside a transaction, and when a
+    request starts."""
+    _transactions.pop(connections[using], None)
+
+
+def forget_transactions(**kwargs: Any) -> None:
+    """A ``request_started`` receiver: every connection of this thread starts clean."""
+    for connection in connections.all(initialized_only=True):
+        _transactions.pop(connection, None)
+
+
 def values_before(using: str, key: tuple[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
     """The object's values when the current transaction first changed it (``loaded``
     if this is the first time). Saves rolled back to a savepoint leave the instance's
     own snapshot ahead of the database; these values are not."""
     connection = connections[using]
-    if not connection.in_atomic_block:
+    if connection.get_autocommit():
         return loaded
     current = _transactions.get(connection)
     if current is None:
@@ -104,7 +117,7 @@ def capture(
     once the transaction commits (a rolled-back change leaves nothing behind)."""
     connection = connections[using]
     token = ""
-    if connection.in_atomic_block:
+    if not connection.get_autocommit():
         current = _transactions.get(connection)
         if current is None:
             current = _transactions[connection] = _Transaction()
