@@ -185,14 +185,15 @@ class Change(models.Model):
         COMMENTED = "commented", _("commented")
 
     model = models.CharField(_("model"), max_length=200, help_text=_('"app_label.model"'))
-    object_pk = models.CharField(_("object ID"), max_length=64)
+    # Wide enough for any primary key a model may declare (a CharField's 255).
+    object_pk = models.CharField(_("object ID"), max_length=255)
     event = models.CharField(_("event"), max_length=10, choices=Event.choices)
     values = models.TextField(_("values"), blank=True)
-    author_pk = models.CharField(_("author ID"), max_length=64, blank=True)
+    author_pk = models.CharField(_("author ID"), max_length=255, blank=True)
     #: Same value for the changes of one transaction, which are coalesced per thread.
     transaction = models.CharField(_("transaction"), max_length=32, blank=True)
     #: The request's scheme and host when no SITE_URL is set, for absolute URLs.
-    base_url = models.CharField(_("base URL"), max_length=200, blank=True)
+    base_url = models.TextField(_("base URL"), blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     fanned_out = models.BooleanField(_("fanned out"), default=False)
     #: Filled at fan-out: JSON of what the change shows, [label, old, new, summary_only].
@@ -236,10 +237,13 @@ class MessageQuerySet(models.QuerySet["Message"]):
         return messages
 
     def due(self, now=None) -> MessageQuerySet:
-        """Pending, past their retry time, and not claimed by a live worker."""
+        """Pending, past their retry time, not claimed by a live worker, and for a
+        source that is still active (unticking "active" stops its queued messages)."""
         now = now or timezone.now()
         return self.pending().filter(
-            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), next_attempt_at__lte=now
+            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+            next_attempt_at__lte=now,
+            source__active=True,
         )
 
     def first_in_line(self) -> MessageQuerySet:
@@ -257,7 +261,7 @@ class MessageQuerySet(models.QuerySet["Message"]):
             .order_by("pk")
             .values("pk")[:1]
         )
-        return self.pending().filter(pk=Subquery(head))
+        return self.pending().filter(pk=Subquery(head), source__active=True)
 
     def deliverable(self, now=None) -> MessageQuerySet:
         """Due messages that are first in line for their thread and source: an earlier

@@ -28,11 +28,14 @@ message_failed = Signal()
 action_performed = Signal()
 
 
-def send_robust(signal: Signal, **kwargs: Any) -> None:
-    """Send ``signal`` (sender: ``Message``), logging what its receivers raise."""
-    from django_flowdock.models import Message
+def send_robust(signal: Signal, sender: Any = None, **kwargs: Any) -> None:
+    """Send ``signal`` (sender: ``Message`` unless given), logging what its receivers
+    raise."""
+    if sender is None:
+        from django_flowdock.models import Message
 
-    for receiver, result in signal.send_robust(sender=Message, **kwargs):
+        sender = Message
+    for receiver, result in signal.send_robust(sender=sender, **kwargs):
         if isinstance(result, Exception):
             logger.error(
                 "A receiver of a django-flowdock signal failed: %r",

@@ -25,7 +25,7 @@ from django_flowdock.actions.authentication import (
 from django_flowdock.actions.declarations import FlowdockAction, declared_actions, unsign_target
 from django_flowdock.mixins import FlowdockThread
 from django_flowdock.models import OAuthApplication
-from django_flowdock.signals import action_performed
+from django_flowdock.signals import action_performed, send_robust
 
 try:
     from django.contrib.auth.decorators import login_not_required
@@ -94,7 +94,9 @@ class ActionView(APIView):
                 raise APIValidationError({"detail": exc.messages}) from None
         identity = request.auth
         assert isinstance(identity, FlowdockIdentity)  # set by FlowdockTokenAuthentication
-        action_performed.send(
+        # The action is done and committed: a failing receiver is logged, never a 500.
+        send_robust(
+            action_performed,
             sender=model,
             instance=instance,
             action=action,

@@ -25,6 +25,11 @@ def backend_path(name: str | None = None) -> str:
     return ALIASES.get(name, name)
 
 
+def loaded_backends() -> list[BaseBackend]:
+    """The backends this process has used so far."""
+    return list(_cache.values())
+
+
 def get_backend(name: str | None = None) -> BaseBackend:
     """The backend named by ``FLOWDOCK["DELIVERY"]`` (an alias or a dotted path)."""
     path = backend_path(name)

@@ -24,6 +24,7 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router, transaction
 from django.utils import timezone
 
@@ -173,7 +174,7 @@ def render(change: Change) -> tuple[dict[str, Any], Repairs]:
                 title=default_title(shown),
                 author=str(flowdock_settings.DEFAULT_AUTHOR.get("name") or "Django"),
             )
-    except FlowdockRenderError:
+    except (FlowdockRenderError, ImproperlyConfigured):
         raise
     except Exception as exc:
         raise FlowdockRenderError(f"Rendering {change} failed:\n{traceback.format_exc()}") from exc
@@ -203,19 +204,16 @@ def attempt(
             message, Message.State.CANCELLED, exc, f"Source removed in Flowdock (410): {exc}"
         )
     except FlowdockTransientError as exc:
-        if message.attempts >= flowdock_settings.MAX_ATTEMPTS:
-            return _finish(
-                message,
-                Message.State.FAILED,
-                exc,
-                f"Gave up after {message.attempts} attempts: {exc}",
-            )
-        delay = backoff(message.attempts, exc.retry_after)
-        message.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-        logger.info("Flowdock message %s will be retried in %.2fs: %s", message.uuid, delay, exc)
-        return _finish(message, RETRYING, exc)
+        return _retry_or_give_up(message, exc)
     except FlowdockError as exc:  # refused (400/401/403/404), unrenderable, or undocumented
         return _finish(message, Message.State.FAILED, exc)
+    except ImproperlyConfigured:
+        raise
+    except Exception as exc:
+        # A custom transport's own error: counted and retried like a network one, so the
+        # message never stays claimed with its attempt unrecorded.
+        logger.exception("Posting Flowdock message %s failed", message.uuid)
+        return _retry_or_give_up(message, FlowdockTransientError(f"{type(exc).__name__}: {exc}"))
     if repairs:
         logger.warning("Flowdock message %s was repaired: %s", message.uuid, "; ".join(repairs))
     message.state, message.status_code, message.last_error = (
@@ -236,6 +234,17 @@ def wants_posted_message(source: Source) -> bool:
     from django_flowdock.conversations.identity import learns_thread_ids
 
     return learns_thread_ids(source)
+
+
+def _retry_or_give_up(message: Message, exc: FlowdockTransientError) -> Attempt:
+    if message.attempts >= flowdock_settings.MAX_ATTEMPTS:
+        return _finish(
+            message, Message.State.FAILED, exc, f"Gave up after {message.attempts} attempts: {exc}"
+        )
+    delay = backoff(message.attempts, exc.retry_after)
+    message.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+    logger.info("Flowdock message %s will be retried in %.2fs: %s", message.uuid, delay, exc)
+    return _finish(message, RETRYING, exc)
 
 
 def _is_http(transport: Any) -> bool:

@@ -26,7 +26,8 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
-from django.db import connections, models, router, transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import InterfaceError, OperationalError, connections, models, router, transaction
 
 from django_flowdock.models import Change, Message, Source
 from django_flowdock.signals import message_queued, send_robust
@@ -37,6 +38,9 @@ from django_flowdock.threads.render import FieldChange, thread_state
 logger = logging.getLogger("django_flowdock.delivery")
 
 BATCH = 200
+#: Not the change's fault: the whole fan-out is rolled back and runs again later (a lost
+#: connection, a lock or statement timeout, a configuration error to fix).
+_RETRY_LATER = (OperationalError, InterfaceError, ImproperlyConfigured)
 _EVENT_NAMES: dict[str, str] = {Change.Event.COMMENTED: "discussion"}
 
 
@@ -199,6 +203,8 @@ def fan_out(limit: int = BATCH) -> int:
                 # the fan-out of the other changes.
                 with transaction.atomic(using=using):
                     item = trace(change)
+            except _RETRY_LATER:
+                raise
             except Exception:
                 _failed(change, "Could not read the objects of this change")
                 continue
@@ -212,6 +218,8 @@ def fan_out(limit: int = BATCH) -> int:
             try:
                 with transaction.atomic(using=using):
                     queued.append((item, _messages_for(item)))
+            except _RETRY_LATER:
+                raise
             except Exception:
                 _failed(item.change, "Could not describe this change or find its sources")
         Message.objects.using(using).bulk_create([m for _item, rows in queued for m in rows])

@@ -53,7 +53,9 @@ class ImmediateBackend(BaseBackend):
                 )
                 self._thread.start()
             self._busy = True
-        self._wake.set()
+            # Under the lock: a round that just ended must see this wake before it
+            # reports idle, or wait_idle() could return before this commit's delivery.
+            self._wake.set()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until the thread has drained everything it was woken for (tests and

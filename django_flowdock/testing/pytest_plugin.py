@@ -32,20 +32,23 @@ def flowdock_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandb
         yield server
 
 
-@pytest.fixture(autouse=True)
-def _flowdock_delivery_settled() -> Iterator[None]:
-    """After each test, let the default backend's background thread finish, so it never
-    writes into the next test's (or a dropped) database."""
-    yield
-    from django.apps import apps
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Right after each test's body, before its fixtures (the test database among them)
+    are torn down, let the default backend's background thread finish what the test
+    committed, so it never writes into a database being flushed or the next test's."""
+    try:
+        return (yield)
+    finally:
+        from django.apps import apps
 
-    if apps.ready and "django_flowdock" in apps.app_configs:
-        from django_flowdock.delivery import _cache
+        if apps.ready and "django_flowdock" in apps.app_configs:
+            from django_flowdock.delivery import loaded_backends
 
-        for backend in _cache.values():
-            wait = getattr(backend, "wait_idle", None)
-            if wait is not None:
-                wait(30.0)
+            for backend in loaded_backends():
+                wait = getattr(backend, "wait_idle", None)
+                if wait is not None:
+                    wait(30.0)
 
 
 @pytest.fixture

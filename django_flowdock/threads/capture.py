@@ -8,10 +8,12 @@ then: the save path never renders, validates, signs or queries sources.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
 from django.apps import apps
+from django.core.exceptions import DisallowedHost
 from django.db import models, router
 from django.db.models.fields.files import FieldFile
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_save
@@ -59,7 +61,7 @@ def remember_reloaded_values(instance: Any, names: set[str] | None, deferred: se
         else:
             reloaded = f.name in names or f.attname in names or f.primary_key
         if reloaded and f.attname in values:
-            snapshot[f.attname] = values[f.attname]
+            snapshot[f.attname] = _raw(values[f.attname])
 
 
 def load_unknown_values(
@@ -92,7 +94,9 @@ def _context() -> dict[str, Any]:
     if not flowdock_settings.SITE_URL:
         request = current_request.get()
         if request is not None:
-            context["base_url"] = request.build_absolute_uri("/").rstrip("/")
+            # A host Django refuses: relative URLs are then left out; the save goes on.
+            with contextlib.suppress(DisallowedHost):
+                context["base_url"] = request.build_absolute_uri("/").rstrip("/")
     return context
 
 

@@ -13,7 +13,6 @@ import decimal
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models.fields.files import FieldFile
 from django.utils import formats, timezone
@@ -82,10 +81,3 @@ def _attribute(obj: Any, name: str, display: bool) -> Any:
 
 def shown(obj: Any, path: str | Callable[[Any], Any]) -> str:
     return text(read_path(obj, path))
-
-
-def field_or_none(model: type[models.Model], name: str) -> Any:
-    try:
-        return model._meta.get_field(name)
-    except FieldDoesNotExist:
-        return None

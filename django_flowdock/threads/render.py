@@ -2,7 +2,7 @@
 
 Runs at delivery, from the object as it is then. User text is escaped here; a
 ``get_flowdock_*`` method may return ``mark_safe()`` HTML to take responsibility for
-its own markup. The engine then repairs and validates each message (``repair.py``).
+its own markup. The engine then repairs and validates each message (``schema.py``).
 """
 
 from __future__ import annotations
