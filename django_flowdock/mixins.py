@@ -41,7 +41,7 @@ class _FlowdockOptionsMixin(_ModelBase):
 
     # The outbox row is written by a post_save/post_delete receiver, which Django runs
     # after the model's own write. One transaction around both means a committed change
-    # always has its message (no crash window between two commits), and costs one
+    # always has its captured row (no crash window between two commits), and costs one
     # commit instead of two. Inside an existing transaction this adds nothing.
     def save(self, *args: Any, **kwargs: Any) -> None:
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
