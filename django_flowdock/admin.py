@@ -37,6 +37,7 @@ from django_flowdock.connect.forms import (
     EVENTS,
     SCOPE_CHOICES_LIMIT,
     ConnectForm,
+    ReceivesFields,
     ScopeField,
     model_choices,
     scope_models,
@@ -104,7 +105,7 @@ def scope_objects_fit() -> bool:
     return all(model._default_manager.count() <= SCOPE_CHOICES_LIMIT for model in scope_models())
 
 
-class SourceForm(SecretFieldsForm):
+class SourceForm(ReceivesFields, SecretFieldsForm):
     """A source's token, and what it receives: its scope, item kinds and events.
 
     The scope is one select of the scope models' objects while they fit one, else a
@@ -118,19 +119,6 @@ class SourceForm(SecretFieldsForm):
             "Only items belonging to this object reach the flow; the scope objects are "
             "those named by a thread model's FlowdockMeta.scope."
         )
-    )
-    models = forms.MultipleChoiceField(
-        label=_("Items"),
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text=_("None ticked: every kind of item."),
-    )
-    events = forms.MultipleChoiceField(
-        label=_("Events"),
-        required=False,
-        choices=EVENTS,
-        widget=forms.CheckboxSelectMultiple,
-        help_text=_("None ticked: every event."),
     )
 
     class Meta:

@@ -136,8 +136,9 @@ class ConnectForm(ScopeFormMixin, forms.Form):
         return self.flows[self.cleaned_data["flow"]]
 
 
-class ConfigureForm(ScopeFormMixin, forms.Form):
-    """Which items and events a source receives, and its scope (``Source.settings``)."""
+class ReceivesFields(forms.Form):
+    """The item kinds and events a source receives (``Source.settings``), as ticked
+    boxes; shared by the Configuration URI page and the admin's Source form."""
 
     models = forms.MultipleChoiceField(
         label=_("Items"),
@@ -152,6 +153,11 @@ class ConfigureForm(ScopeFormMixin, forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text=_("None ticked: every event."),
     )
+
+
+class ConfigureForm(ScopeFormMixin, ReceivesFields):
+    """Which items and events a source receives, and its scope (``Source.settings``)."""
+
     scope = ScopeField()
 
     def __init__(self, *args: Any, source: Source, **kwargs: Any) -> None:
