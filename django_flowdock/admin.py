@@ -45,7 +45,8 @@ from django_flowdock.connect.forms import (
 )
 from django_flowdock.exceptions import FlowdockError
 from django_flowdock.models import Change, FlowdockUser, Message, OAuthApplication, Source
-from django_flowdock.threads.render import TITLE_LIMIT, inline_html
+from django_flowdock.threads.render import inline_html
+from django_flowdock.threads.schema import TITLE_LIMIT
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise

@@ -28,9 +28,20 @@ class _Transaction:
     first_seen: dict[tuple[str, Any], dict[str, Any]] = field(default_factory=dict)
 
 
-#: connection → the transaction it is in. Cleared when the transaction commits; one
-#: left by a rollback is harmless, since none of its rows survived.
+#: connection → the transaction it is in. Cleared when the transaction commits, and,
+#: since nothing announces a rollback, when the next save starts outside a transaction
+#: or a request starts.
 _transactions: weakref.WeakKeyDictionary[Any, _Transaction] = weakref.WeakKeyDictionary()
+
+
+def _current(connection: Any) -> _Transaction | None:
+    """The bookkeeping of the transaction ``connection`` is in; ``None`` in autocommit."""
+    if connection.get_autocommit():
+        return None
+    current = _transactions.get(connection)
+    if current is None:
+        current = _transactions[connection] = _Transaction()
+    return current
 
 
 def forget_transaction(using: str) -> None:
@@ -50,13 +61,8 @@ def values_before(using: str, key: tuple[str, Any], loaded: dict[str, Any]) -> d
     """The object's values when the current transaction first changed it (``loaded``
     if this is the first time). Saves rolled back to a savepoint leave the instance's
     own snapshot ahead of the database; these values are not."""
-    connection = connections[using]
-    if connection.get_autocommit():
-        return loaded
-    current = _transactions.get(connection)
-    if current is None:
-        current = _transactions[connection] = _Transaction()
-    return current.first_seen.setdefault(key, loaded)
+    current = _current(connections[using])
+    return loaded if current is None else current.first_seen.setdefault(key, loaded)
 
 
 _COLUMNS = (
@@ -116,12 +122,8 @@ def capture(
     """Write one change row in the current transaction; the delivery backend is told
     once the transaction commits (a rolled-back change leaves nothing behind)."""
     connection = connections[using]
-    token = ""
-    if not connection.get_autocommit():
-        current = _transactions.get(connection)
-        if current is None:
-            current = _transactions[connection] = _Transaction()
-        token = current.token
+    current = _current(connection)
+    token = "" if current is None else current.token
     created_at = Change._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
     params = (
         model,

@@ -24,11 +24,12 @@ from django_flowdock.conf import flowdock_settings
 from django_flowdock.context import absolute_url, current_user
 from django_flowdock.threads.display import read_path, shown, text
 from django_flowdock.threads.options import DEFAULT_URL_METHOD, Options, option
+from django_flowdock.threads.schema import BODY_LIMIT, TITLE_LIMIT
 
-TITLE_LIMIT = 255
 LABEL_LIMIT = 100
 VALUE_LIMIT = 1000
-BODY_LIMIT = 8000  # the API caps content at 8096 characters
+# Rendered bodies are fitted a little under the API's cap, leaving room for markup.
+BODY_FIT = BODY_LIMIT - 96
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class ThreadState:
     def as_json(self) -> dict[str, Any]:
         thread: dict[str, Any] = {"title": inline_html(self.title, TITLE_LIMIT)}
         if self.body:
-            thread["body"] = block_html(self.body, BODY_LIMIT)
+            thread["body"] = block_html(self.body, BODY_FIT)
         if self.external_url:
             thread["external_url"] = self.external_url
         if self.status is not None:
@@ -248,7 +249,7 @@ def activity_message(
         "thread": state.as_json(),
     }
     body = render("activity_body.html", instance, context)
-    if len(body) > BODY_LIMIT:
+    if len(body) > BODY_FIT:
         # Quoting long old and new values would exceed the API's cap: name them instead.
         context["changes"] = [replace(change, summary_only=True) for change in changes]
         body = render("activity_body.html", instance, context)
@@ -273,7 +274,7 @@ def discussion_message(comment: Any, thread: Any) -> dict[str, Any]:
         "event": "discussion",
         "author": author(comment, options),
         "title": render("discussion_title.html", comment, context),
-        "body": block_html(body, BODY_LIMIT),
+        "body": block_html(body, BODY_FIT),
         "external_thread_id": thread.get_flowdock_thread_id(),
         "thread": thread_state(thread).as_json(),
     }
