@@ -196,7 +196,7 @@ class FlowdockTokenAuthentication(BaseAuthentication):
         token = request.META.get("HTTP_FLOWDOCK_TOKEN")
         if not token:
             return None
-        body = request._request.body
+        body = request.body
         view = request.parser_context["view"]
         claims, application = verify_token(
             token,

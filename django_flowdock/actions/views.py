@@ -76,7 +76,7 @@ class ActionView(APIView):
 
     def post(self, request: Request, signed: str) -> Response:
         model, pk, action = self.target
-        agent = agent_from(request._request.body)
+        agent = agent_from(request.body)
         user = request.user
         with transaction.atomic(using=router.db_for_write(model)):
             # Locked, so two people pressing "Assign to me" at once are served in turn

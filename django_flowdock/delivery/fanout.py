@@ -17,7 +17,6 @@ marked with its error and skipped; the others go on.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import traceback
@@ -69,12 +68,14 @@ def load(model_label: str, pk: str, deleted_by: Change | None = None) -> Any:
 
 
 def with_values(instance: Any, values: dict[str, Any]) -> Any:
-    """A copy of ``instance`` showing the captured raw ``values`` (attribute names, and
-    many-to-many field names with the related pks)."""
-    shown = copy.copy(instance)
-    shown._state = copy.copy(instance._state)
+    """A new instance showing ``instance`` with the captured raw ``values`` (attribute
+    names, and many-to-many field names with the related pks)."""
     opts = instance._meta
-    stale = set()
+    attrs = {
+        f.attname: instance.__dict__[f.attname]
+        for f in opts.concrete_fields
+        if f.attname in instance.__dict__
+    }
     m2m = dict(instance.__dict__.get(M2M_OVERRIDE, {}))
     for name, raw in values.items():
         model_field = _field(opts, name)
@@ -84,15 +85,16 @@ def with_values(instance: Any, values: dict[str, Any]) -> Any:
             m2m[name] = raw
             continue
         try:
-            value = model_field.to_python(raw)
+            attrs[model_field.attname] = model_field.to_python(raw)
         except Exception:  # a captured value the field no longer parses: show it as is
-            value = raw
-        shown.__dict__[model_field.attname] = value
-        stale.add(model_field.name)
+            attrs[model_field.attname] = raw
+    shown = type(instance)(**attrs)
+    shown._state.adding, shown._state.db = instance._state.adding, instance._state.db
+    # Related objects already loaded stay loaded, unless their key was changed.
+    for f in opts.concrete_fields:
+        if f.is_relation and f.attname not in values and f.is_cached(instance):
+            f.set_cached_value(shown, f.get_cached_value(instance))
     shown.__dict__[M2M_OVERRIDE] = m2m
-    shown._state.fields_cache = {
-        k: v for k, v in instance._state.fields_cache.items() if k not in stale
-    }
     return shown
 
 
