@@ -130,6 +130,13 @@ class Source(models.Model):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     deactivated_at = models.DateTimeField(_("deactivated"), null=True, blank=True)
+    # The circuit, written by delivery only. While Flowdock cannot be reached (or
+    # answers 5xx, 408 or 429), one probe at a time tests it, no sooner than
+    # ``held_until``; the messages behind wait without spending anything.
+    held_until = models.DateTimeField(_("held until"), null=True, blank=True)
+    failing_since = models.DateTimeField(_("failing since"), null=True, blank=True)
+    failures = models.PositiveIntegerField(_("failed probes"), default=0)
+    last_failure = models.TextField(_("last failure"), blank=True)
 
     class Meta:
         verbose_name = _("source")
@@ -166,6 +173,22 @@ class Source(models.Model):
         self.messages.filter(state=Message.State.PENDING).update(
             state=Message.State.CANCELLED, last_error=reason, claimed_until=None
         )
+
+    def circuit_state(self, now: datetime | None = None) -> str:
+        """The state of this source's delivery circuit, as of ``now``:
+
+        - ``"open"`` while a run of transient failures lasts (``failing_since`` is
+          set: Flowdock unreachable, or answering 5xx, 408 or 429): its messages wait
+          while one probe at a time, no sooner than ``held_until``, tests Flowdock;
+        - ``"held"`` when healthy but asked to wait (a 429's ``Retry-After``):
+          ``held_until`` is still ahead;
+        - ``"closed"`` otherwise: messages go out as they come.
+        """
+        if self.failing_since is not None:
+            return "open"
+        if self.held_until is not None and self.held_until > (now or timezone.now()):
+            return "held"
+        return "closed"
 
 
 class Change(models.Model):
