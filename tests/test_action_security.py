@@ -120,10 +120,43 @@ def test_thread_whose_messages_went_to_no_source_is_401(client, user):
     assert (Ticket.objects.get(pk=ticket.pk).assignee_id, Message.objects.count()) == (None, 0)
 
 
-def test_expired_token_is_401(client, ticket):
+def test_token_expired_longer_ago_than_the_leeway_is_401(client, ticket):
+    request = signed(ticket, "Assign to me")
+    expired = token(request.body, exp=int(time.time()) - 30)
+    assert_token_refused(post(client, with_token(request, expired)), "expired")
+    assert_unchanged(ticket)
+
+
+def test_token_expired_within_the_leeway_is_accepted(client, ticket, user):
+    """Our clock may run a few seconds ahead of Flowdock's: a token it expired 5 s ago
+    is within the default leeway of 10 s."""
+    request = signed(ticket, "Assign to me")
+    late = token(request.body, exp=int(time.time()) - 5)
+    response = post(client, with_token(request, late))
+    assert response.status_code == 200, response.content
+    assert Ticket.objects.get(pk=ticket.pk).assignee == user
+
+
+def test_leeway_of_zero_refuses_a_token_expired_a_second_ago(client, ticket, settings):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "ACTION_TOKEN_LEEWAY": 0}
     request = signed(ticket, "Assign to me")
     expired = token(request.body, exp=int(time.time()) - 1)
     assert_token_refused(post(client, with_token(request, expired)), "expired")
+    assert_unchanged(ticket)
+
+
+def test_replay_within_the_leeway_is_401_even_after_the_store_is_pruned(client, ticket, settings):
+    """The used-token record lives until exp + leeway (and the store's own skew), not
+    just until exp: with a leeway longer than that skew, the replay's own pruning of
+    expired rows must not forget the token it replays."""
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "ACTION_TOKEN_LEEWAY": 120}
+    request = signed(ticket, "Mark as solved")
+    late = with_token(request, token(request.body, exp=int(time.time()) - 90))
+    assert post(client, late).status_code == 200
+    Ticket.objects.filter(pk=ticket.pk).update(state="open")
+    forget_later_messages()
+
+    assert_token_refused(post(client, late), "already used")
     assert_unchanged(ticket)
 
 
@@ -140,6 +173,17 @@ def test_token_expiring_far_in_the_future_is_401(client, ticket):
     far = token(request.body, exp=int(time.time()) + 3600)
     assert_token_refused(post(client, with_token(request, far)), "too far in the future")
     assert_unchanged(ticket)
+
+
+def test_lifetime_bound_allows_the_leeway_and_no_more(client, ticket, user):
+    """A Flowdock clock ahead of ours makes a token look longer-lived: 5 minutes plus
+    the leeway pass, a minute more does not."""
+    request = signed(ticket, "Assign to me")
+    beyond = token(request.body, exp=int(time.time()) + 300 + 60)
+    assert_token_refused(post(client, with_token(request, beyond)), "too far in the future")
+    assert_unchanged(ticket)
+    within = token(request.body, exp=int(time.time()) + 300 + 5)
+    assert post(client, with_token(request, within)).status_code == 200
 
 
 def test_body_altered_after_signing_is_401(client, ticket):

@@ -27,11 +27,13 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.request import Request
 
 from django_flowdock.actions.identity import claim_url
+from django_flowdock.conf import flowdock_settings
 from django_flowdock.context import absolute_url
 from django_flowdock.models import FlowdockUser, OAuthApplication, UsedToken
 
-#: Flowdock's tokens live 30 seconds; a later ``exp`` is refused so that the replay
-#: store only ever has to remember tokens for a short while.
+#: Flowdock's tokens live 30 seconds; a later ``exp`` (beyond the leeway,
+#: ``FLOWDOCK["ACTION_TOKEN_LEEWAY"]``) is refused so that the replay store only ever
+#: has to remember tokens for a short while.
 MAX_TOKEN_LIFETIME = 300
 REQUIRED_CLAIMS = ("sub", "exp", "signature")
 
@@ -97,10 +99,13 @@ def verify_token(
     exp, now = unverified["exp"], time.time()
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         raise _refuse("exp is not a timestamp")
-    if exp <= now:
+    # Our clock may run ahead of Flowdock's (a token looks expired) or behind it (a
+    # token looks long-lived): both bounds allow the same leeway.
+    leeway = flowdock_settings.ACTION_TOKEN_LEEWAY
+    if exp <= now - leeway:
         raise _refuse("expired")
     # Compared, not subtracted: an int too large for a float must not raise (500).
-    if not exp <= now + MAX_TOKEN_LIFETIME:
+    if not exp <= now + MAX_TOKEN_LIFETIME + leeway:
         raise _refuse("expires too far in the future")
     if not hmac.compare_digest(str(unverified["signature"]), body_signature(body)):
         raise _refuse("the body does not match its signature")
@@ -117,6 +122,7 @@ def verify_token(
                 token,
                 application.client_secret,
                 algorithms=["HS256"],
+                leeway=leeway,
                 # Flowdock user ids may be numbers; sub is checked below instead.
                 options={"require": list(REQUIRED_CLAIMS), "verify_sub": False},
             )
@@ -134,7 +140,9 @@ def verify_token(
     # Keyed on the signed part only: the signature segment can be re-encoded (padding)
     # and still verify, so a copy of the whole token is not a reliable key.
     signed_part = token.rpartition(".")[0]
-    expires_at = datetime.datetime.fromtimestamp(exp, tz=datetime.UTC)
+    # Remembered for as long as the token is accepted, so a replay within the leeway
+    # is refused too.
+    expires_at = datetime.datetime.fromtimestamp(exp + leeway, tz=datetime.UTC)
     if not UsedToken.objects.first_use("action", signed_part, expires_at):
         raise _refuse("already used")
     return claims, application
