@@ -62,7 +62,7 @@ def main(largest: int) -> None:
             try:
                 for _ in range(REPEAT):
                     started = time.perf_counter()
-                    batch = claim(50)
+                    batch = claim(50).messages
                     timings.append(time.perf_counter() - started)
                     claimed = len(batch)
                     release(batch)

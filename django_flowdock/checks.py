@@ -89,12 +89,15 @@ _SHAPES: dict[str, tuple[Any, str]] = {
     "SITE_URL": (lambda v: v is None or isinstance(v, str), "None or a URL string"),
     "TIMEOUT": (_timeout, "seconds > 0, or a (connect, read) pair of them"),
     "ENCRYPTION_KEYS": (lambda v: v is None or isinstance(v, (list, tuple)), "None or a list"),
-    "MAX_ATTEMPTS": (_positive_int, "a whole number >= 1"),
+    "MAX_AGE": (lambda v: _number(v) and v > 0, "seconds > 0"),
     "BACKOFF_BASE": (_number, "seconds >= 0"),
     "BACKOFF_MAX": (_number, "seconds >= 0"),
     "CLAIM_TIMEOUT": (lambda v: _number(v) and v > 0, "seconds > 0"),
     "BATCH_SIZE": (_positive_int, "a whole number >= 1"),
     "TASK_DRAIN_LIMIT": (_positive_int, "a whole number >= 1"),
+    "DELIVER_ON_START": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
+    "POLL_INTERVAL": (lambda v: _number(v) and v > 0, "seconds > 0"),
+    "EXIT_TIMEOUT": (_number, "seconds >= 0"),
     "PRUNE_AFTER_DAYS": (lambda v: v is None or _number(v), "None or days >= 0"),
     "OAUTH_SCOPES": (_strings, "a list of scope names"),
     "CLAIM_MAX_AGE": (_positive_int, "seconds, a whole number >= 1"),
@@ -180,6 +183,42 @@ def check_sqlite_delivery(app_configs: Any = None, **kwargs: Any) -> list[checks
     return warnings
 
 
+def check_uwsgi_threads(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E034: uWSGI runs no thread an application starts unless threads are enabled, so
+    the default backend's delivery thread would never send anything."""
+    from django_flowdock.delivery import ALIASES, backend_path
+
+    if backend_path() != ALIASES["immediate"]:
+        return []
+    try:
+        import uwsgi  # importable only inside uWSGI
+    except ImportError:
+        return []
+    options = getattr(uwsgi, "opt", {})
+    if _uwsgi_flag(options.get("enable-threads")) or _uwsgi_flag(options.get("threads")):
+        return []
+    return [
+        _error(
+            "uWSGI runs without threads, so the immediate delivery backend's thread never "
+            "runs and no message is sent.",
+            "Add enable-threads = true (or threads = N) to the uWSGI options, or set "
+            'FLOWDOCK["DELIVERY"] = "worker" and run manage.py flowdock_worker.',
+            34,
+        )
+    ]
+
+
+def _uwsgi_flag(value: Any) -> bool:
+    """An option as uWSGI keeps it (True, bytes or str, a list when repeated) is on."""
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off")
+    return bool(value)
+
+
 def check_models(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     if app_configs is None:
         found = apps.get_models()
@@ -193,6 +232,7 @@ def register() -> None:
     checks.register(check_settings)
     checks.register(check_setting_values)
     checks.register(check_sqlite_delivery)
+    checks.register(check_uwsgi_threads)
     checks.register(check_models, checks.Tags.models)
     checks.register(check_action_routes, checks.Tags.urls)
     checks.register(check_connect_routes, checks.Tags.urls)

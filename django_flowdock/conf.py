@@ -24,23 +24,36 @@ DEFAULTS: dict[str, Any] = {
     # Fernet keys for secrets at rest, newest first; None derives one from SECRET_KEY
     # (and SECRET_KEY_FALLBACKS, so rotating SECRET_KEY keeps old rows readable).
     "ENCRYPTION_KEYS": None,
-    # Delivery attempts before a transient failure becomes permanent.
-    "MAX_ATTEMPTS": 8,
-    # Exponential backoff: BACKOFF_BASE * 2 ** (attempt - 1) seconds, capped, with full jitter.
+    # Seconds a message may wait for a Flowdock that cannot be reached (or answers 5xx,
+    # 408, 429) before it fails; a refusal (other 4xx) fails it at once.
+    "MAX_AGE": 72 * 3600.0,
+    # Backoff between probes of an unreachable source, and between one message's retries:
+    # BACKOFF_BASE * 2 ** (n - 1) seconds, capped at BACKOFF_MAX, with jitter.
     "BACKOFF_BASE": 2.0,
-    "BACKOFF_MAX": 600.0,
-    # A claimed message is considered abandoned (worker killed) after this many seconds.
-    "CLAIM_TIMEOUT": 60.0,
+    "BACKOFF_MAX": 10.0,
+    # Seconds a claim lasts without renewal: a killed worker's messages move on after it.
+    "CLAIM_TIMEOUT": 15.0,
     # Messages claimed per batch by the drain loop.
     "BATCH_SIZE": 50,
     # Messages one Celery / Django Tasks run delivers before handing over to a new task.
     "TASK_DRAIN_LIMIT": 1000,
+    # The immediate backend in a web server delivers from start-up, without waiting for a
+    # save: None detects servers (runserver, gunicorn, uWSGI, uvicorn…); True or False.
+    "DELIVER_ON_START": None,
+    # Seconds the immediate backend's thread sleeps while idle before it looks for what
+    # other processes left in the outbox.
+    "POLL_INTERVAL": 30.0,
+    # Seconds a script or command that saved waits at exit for its messages to be sent.
+    "EXIT_TIMEOUT": 10.0,
     # Sent messages older than this many days are deleted by ``flowdock_prune``.
     "PRUNE_AFTER_DAYS": 30,
     # OAuth scopes requested when connecting a flow.
     "OAUTH_SCOPES": ["flow", "integration", "profile"],
     # Seconds an identity claim link (from an UpdateAction 401) stays valid.
     "CLAIM_MAX_AGE": 600,
+    # Seconds of clock skew allowed when checking a FLOWDOCK-TOKEN's exp (Flowdock's
+    # tokens live 30 seconds, so a clock a few seconds behind would refuse them).
+    "ACTION_TOKEN_LEEWAY": 10,
     # Conversations (django_flowdock.conversations): the Streaming API's base URL; None
     # means https://stream.flowdock.com for the hosted API, else API_URL + "/stream".
     "STREAM_URL": None,
@@ -51,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
 
 #: Settings that no longer exist, with what replaced them (check django_flowdock.W002).
 REMOVED = {
+    "MAX_ATTEMPTS": "a message that Flowdock does not refuse is retried until it is "
+    'older than FLOWDOCK["MAX_AGE"] seconds (72 hours by default), however many attempts '
+    "an outage takes",
     "ACTION_CACHE": "used FLOWDOCK-TOKENs and identity claims are now kept in the "
     "database (the django_flowdock_usedtoken table), which every process shares",
 }

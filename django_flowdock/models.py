@@ -259,13 +259,17 @@ class MessageQuerySet(models.QuerySet["Message"]):
         )
         return messages
 
-    def due(self, now=None) -> MessageQuerySet:
-        """Pending, past their retry time, not claimed by a live worker, and for a
-        source that is still active (unticking "active" stops its queued messages)."""
+    def due(self, now: datetime | None = None) -> MessageQuerySet:
+        """Pending, never tried or past their retry time, not claimed by a live worker,
+        for a source that is still active (unticking "active" stops its queued
+        messages) and not held by its circuit."""
         now = now or timezone.now()
         return self.pending().filter(
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
-            next_attempt_at__lte=now,
+            # A first attempt waits for no clock: a host whose clock runs ahead must not
+            # delay the messages it queues.
+            Q(attempts=0) | Q(next_attempt_at__lte=now),
+            Q(source__held_until__isnull=True) | Q(source__held_until__lte=now),
             source__active=True,
         )
 
@@ -286,20 +290,23 @@ class MessageQuerySet(models.QuerySet["Message"]):
         )
         return self.pending().filter(pk=Subquery(head), source__active=True)
 
-    def deliverable(self, now=None) -> MessageQuerySet:
+    def deliverable(self, now: datetime | None = None) -> MessageQuerySet:
         """Due messages that are first in line for their thread and source: an earlier
         pending message (waiting for a retry, or in flight) holds back later ones."""
         # Walks pending rows in id order and stops at the batch size.
         return self.first_in_line().due(now).order_by("pk")
 
-    def next_due(self) -> datetime | None:
-        """When a message first in line can next be attempted: its retry time, or the
-        end of the lease of one a worker holds. ``None`` when nothing is pending."""
-        now = timezone.now()
+    def next_due(self, now: datetime | None = None) -> datetime | None:
+        """When a message first in line can next be attempted: its retry time, the
+        next probe of its held source, or the end of the lease of one a worker holds.
+        ``None`` when nothing is pending."""
+        now = now or timezone.now()
         heads = self.first_in_line()
         free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+        held = Q(source__held_until__gt=now)
         times = [
-            heads.filter(free).aggregate(at=Min("next_attempt_at"))["at"],
+            heads.filter(free).exclude(held).aggregate(at=Min("next_attempt_at"))["at"],
+            heads.filter(free, held).aggregate(at=Min("source__held_until"))["at"],
             heads.exclude(free).aggregate(at=Min("claimed_until"))["at"],
         ]
         return min((t for t in times if t is not None), default=None)

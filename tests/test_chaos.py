@@ -60,7 +60,6 @@ WORKER_SETTINGS = {
     # Short leases, so a dead worker's claims come back within seconds.
     "CLAIM_TIMEOUT": 6,
     "BATCH_SIZE": 10,
-    "MAX_ATTEMPTS": 100,
 }
 DEADLINE = 240.0  # under pytest's 300s timeout, on a busy machine
 

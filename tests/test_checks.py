@@ -141,6 +141,13 @@ def test_removed_action_cache_setting_is_w002_naming_the_database_store(settings
     assert errors[0].hint == 'Remove "ACTION_CACHE" from FLOWDOCK.'
 
 
+def test_removed_max_attempts_setting_is_w002_naming_max_age(settings):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "MAX_ATTEMPTS": 8}
+    errors = check_settings()
+    assert ids(errors) == ["django_flowdock.W002"]
+    assert 'FLOWDOCK["MAX_AGE"]' in errors[0].msg
+
+
 def test_plain_http_site_url_is_w003_in_deploy_checks(settings):
     from django.core import checks
 

@@ -202,7 +202,7 @@ def test_sqlite_without_immediate_transactions_is_w004_with_the_fix(settings):
     [
         ("TIMEOUT", "10"),
         ("TIMEOUT", (1, 2, 3)),
-        ("MAX_ATTEMPTS", 0),
+        ("MAX_AGE", 0),
         ("BATCH_SIZE", 2.5),
         ("OAUTH_SCOPES", "flow integration"),
         ("DEFAULT_AUTHOR", {"email": "ops@example.com"}),

@@ -64,7 +64,6 @@ def flowdock_down(sandbox, settings):
     settings.FLOWDOCK = {
         **settings.FLOWDOCK,
         "API_URL": gate.url,
-        "MAX_ATTEMPTS": 1000,
         "BACKOFF_BASE": 0.05,
         "BACKOFF_MAX": 0.2,
     }

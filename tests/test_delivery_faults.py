@@ -23,7 +23,6 @@ def faulty_sandbox(sandbox, settings):
         **settings.FLOWDOCK,
         "DELIVERY": "worker",
         "TIMEOUT": (0.5, 0.25),
-        "MAX_ATTEMPTS": 30,
         "CLAIM_TIMEOUT": 5,
     }
     sandbox.inject_fault(status=500, ratio=0.2)

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from django_flowdock.delivery.engine import claim, drain
 from django_flowdock.delivery.fanout import fan_out
-from django_flowdock.models import Message
+from django_flowdock.models import Message, Source
 from tests.testapp.models import Ticket
 
 
@@ -19,7 +19,7 @@ def test_one_claim_takes_only_the_oldest_message_of_each_thread(
         first.subject = f"First v{n}"
         first.save()
     fan_out()
-    claimed = claim(50)
+    claimed = claim(50).messages
     assert [m.thread_key for m in claimed] == [
         first.get_flowdock_thread_id(),
         second.get_flowdock_thread_id(),
@@ -27,10 +27,10 @@ def test_one_claim_takes_only_the_oldest_message_of_each_thread(
     oldest = Message.objects.filter(thread_key=first.get_flowdock_thread_id()).order_by("pk")[0]
     assert claimed[0].pk == oldest.pk
     # Claimed messages are leased: nobody else takes them, nor their successors.
-    assert claim(50) == []
+    assert claim(50).messages == []
 
 
-def test_a_message_waiting_for_retry_holds_back_only_its_own_thread(
+def test_a_message_waiting_for_its_retry_holds_back_only_its_own_thread_once_flowdock_answers(
     transactional_db, source, sandbox, worker_delivery
 ):
     stuck = Ticket.objects.create(subject="Stuck")
@@ -41,7 +41,16 @@ def test_a_message_waiting_for_retry_holds_back_only_its_own_thread(
     free.save()
     sandbox.inject_fault(status=503, retry_after=30)  # hits the oldest message: Stuck's
     result = drain()
-    assert (result.sent, result.retrying) == (2, 1)
+    # The 503 holds the whole source: nothing else is tried while it may be down.
+    assert (result.sent, result.retrying) == (0, 1) and sandbox.messages() == []
+    source.refresh_from_db()
+    assert source.failing_since is not None and source.held_until > timezone.now()
+
+    # The next probe is due, Stuck's own retry is not: Free's message probes, is taken,
+    # and the rest of Free's thread follows.
+    Source.objects.filter(pk=source.pk).update(held_until=timezone.now())
+    result = drain()
+    assert (result.sent, result.retrying) == (2, 0)
     received = [m["external_thread_id"] for m in sandbox.messages()]
     assert received == [free.get_flowdock_thread_id()] * 2
     stuck_messages = Message.objects.filter(thread_key=stuck.get_flowdock_thread_id())

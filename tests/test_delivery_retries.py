@@ -57,10 +57,12 @@ def test_connection_refused_is_retried(queued, settings):
     assert queued.state == "pending" and "Could not connect" in queued.last_error
 
 
-def test_gives_up_after_max_attempts_and_signals_failure(queued, local_api, settings):
-    settings.FLOWDOCK = {**settings.FLOWDOCK, "MAX_ATTEMPTS": 3, "BACKOFF_MAX": 0.0}
-    for _ in range(3):
-        local_api.answer(500)
+def test_gives_up_only_after_waiting_longer_than_max_age_and_signals_failure(
+    queued, local_api, settings
+):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "MAX_AGE": 3600}
+    Message.objects.filter(pk=queued.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    local_api.answer(500)
     failures = []
 
     def on_failed(sender, message, error, **kwargs):
@@ -68,15 +70,27 @@ def test_gives_up_after_max_attempts_and_signals_failure(queued, local_api, sett
 
     message_failed.connect(on_failed)
     try:
-        for _ in range(3):
-            drain()
+        assert drain().failed == 1
     finally:
         message_failed.disconnect(on_failed)
     queued.refresh_from_db()
-    assert queued.state == "failed" and queued.attempts == 3
-    assert queued.last_error == "Gave up after 3 attempts: HTTP 500"
+    assert queued.state == "failed" and queued.attempts == 1
+    assert queued.last_error == "Gave up after waiting 2.0 h (1 attempts): HTTP 500"
     assert failures == [(queued.pk, "failed", 500)]
-    assert len(local_api.requests) == 3
+
+
+def test_a_message_younger_than_max_age_is_never_given_up_however_many_attempts(
+    queued, local_api, settings
+):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "BACKOFF_MAX": 0.0}
+    Message.objects.filter(pk=queued.pk).update(created_at=timezone.now() - timedelta(hours=71))
+    for _ in range(20):
+        local_api.answer(500)
+    outcomes = [drain() for _ in range(20)]
+    assert sum(o.retrying for o in outcomes) == 20 and not any(o.failed for o in outcomes)
+    assert drain().sent == 1
+    queued.refresh_from_db()
+    assert (queued.state, queued.attempts) == ("sent", 21)
 
 
 def test_rejected_message_fails_at_once_without_retry(queued, local_api):

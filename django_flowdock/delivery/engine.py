@@ -1,13 +1,20 @@
 """The drain: fan captured changes out, claim deliverable messages, render, post,
 record each outcome before the next post.
 
-Claims are leases (``claimed_until``) written while the claimer holds the rows
-exclusively: ``SELECT ... FOR UPDATE SKIP LOCKED`` where the database has it, and on
-SQLite by taking the database's single write lock before choosing rows. Each claim
-also writes a fresh ``claim_token``; an outcome is written only while the row still
-carries it, so a worker whose lease ran out (killed, paused, cut off) can never
-overwrite what a newer claim recorded. Outcomes are written one by one, right after
-each post: after a crash at most the one message in flight is posted again.
+Claims are leases (``claimed_until``, on the database's clock, renewed while the drain
+works) written while the claimer holds the rows exclusively: ``SELECT ... FOR UPDATE
+SKIP LOCKED`` where the database has it, and on SQLite by taking the database's single
+write lock before choosing rows. Each claim also writes a fresh ``claim_token``; an
+outcome is written only while the row still carries it, so a worker whose lease ran
+out (killed, paused, cut off) can never overwrite what a newer claim recorded.
+Outcomes are written one by one, right after each post: after a crash at most the one
+message in flight is posted again.
+
+Each source has a circuit. A post that Flowdock does not answer, or answers with 5xx,
+408 or 429, holds the whole source: its messages wait, spending nothing, while one
+probe at a time (the oldest message due) tests it after a backoff. The first answer
+closes the circuit and the waiting messages go out at once, in thread order. A message
+fails only when Flowdock refuses it, or when it has waited longer than ``MAX_AGE``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -25,13 +33,15 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections, router, transaction
+from django.db import connections, models, router, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from django_flowdock.api.client import FlowdockClient, client_for
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.context import delivering
 from django_flowdock.delivery.fanout import fan_out, load, take_write_lock
+from django_flowdock.delivery.leases import Clock, Lease
 from django_flowdock.exceptions import (
     FlowdockError,
     FlowdockRenderError,
@@ -74,10 +84,11 @@ class DrainResult:
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> float:
-    """Seconds before attempt ``attempts + 1``: full-jitter exponential backoff, never
-    sooner than the server's ``Retry-After``."""
+    """Seconds before attempt ``attempts + 1`` (of a message, or of a source's probe):
+    exponential up to ``BACKOFF_MAX``, less up to a fifth of jitter so that sources and
+    workers drift apart, never sooner than the server's ``Retry-After``."""
     cap = min(flowdock_settings.BACKOFF_MAX, flowdock_settings.BACKOFF_BASE * 2 ** (attempts - 1))
-    delay = random.uniform(0, cap)  # noqa: S311 - jitter, not security
+    delay = random.uniform(0.8 * cap, cap)  # noqa: S311 - jitter, not security
     return max(delay, retry_after or 0.0)
 
 
@@ -87,48 +98,100 @@ def request_seconds() -> float:
     return float(sum(timeout)) if isinstance(timeout, (list, tuple)) else 2.0 * timeout
 
 
+@dataclass
+class Claim:
+    """Messages leased to one drain, and the lease."""
+
+    messages: list[Message]
+    lease: Lease
+
+
+def _locked(queryset: models.QuerySet, using: str) -> models.QuerySet:
+    """``queryset`` locking the rows it reads (of its own table only), skipping the ones
+    another claimer holds; on SQLite, the database's write lock is taken instead."""
+    features = connections[using].features
+    of = {"of": ("self",)} if features.has_select_for_update_of else {}
+    if features.has_select_for_update_skip_locked:
+        return queryset.select_for_update(skip_locked=True, **of)
+    if features.has_select_for_update:
+        return queryset.select_for_update(**of)
+    take_write_lock(using, queryset.model)
+    return queryset
+
+
 def claim(
     limit: int, message_ids: list[int] | None = None, exclude: set[int] | None = None
-) -> list[Message]:
-    """Lease up to ``limit`` deliverable messages (at most one per thread and source),
-    oldest first, leaving out the ids in ``exclude``."""
+) -> Claim:
+    """Lease up to ``limit`` deliverable messages (at most one per thread and source,
+    and one probe per source whose circuit is open), oldest first, leaving out the ids
+    in ``exclude``."""
     using = router.db_for_write(Message)
-    features = connections[using].features
     token = uuid.uuid4().hex
     with transaction.atomic(using=using):
-        now = timezone.now()
+        started = time.monotonic()
+        clock = Clock.of(using)
+        now = clock.now()
+        until = now + Lease.duration()
         candidates = Message.objects.using(using).deliverable(now)
         if message_ids is not None:
             candidates = candidates.filter(pk__in=message_ids)
         if exclude:
             candidates = candidates.exclude(pk__in=exclude)
-        if features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        elif features.has_select_for_update:
-            candidates = candidates.select_for_update()
-        else:
-            take_write_lock(using, Message)
-        pks = list(candidates.values_list("pk", flat=True)[:limit])
-        if not pks:
-            return []
-        lease = now + timedelta(seconds=flowdock_settings.CLAIM_TIMEOUT)
-        Message.objects.using(using).filter(pk__in=pks).update(
-            claimed_until=lease, claim_token=token
-        )
-    return list(
+        fields = ("pk", "source_id", "source__failing_since", "next_attempt_at")
+        rows = list(_locked(candidates, using).values_list(*fields)[:limit])
+        pks = _with_one_probe(rows, using, now, until)
+        if pks:
+            Message.objects.using(using).filter(pk__in=pks).update(
+                claimed_until=until, claim_token=token
+            )
+    lease = Lease(using, token, clock, started + flowdock_settings.CLAIM_TIMEOUT)
+    if not pks:
+        return Claim([], lease)
+    messages = list(
         Message.objects.using(using)
         .filter(pk__in=pks, claim_token=token)
         .select_related("source__application", "change")
         .order_by("pk")
     )
+    return Claim(messages, lease)
+
+
+def _with_one_probe(
+    rows: list[tuple[int, int, datetime | None, datetime]],
+    using: str,
+    now: datetime,
+    until: datetime,
+) -> list[int]:
+    """The ids of ``rows`` to claim: every message of a healthy source, and one of a
+    source whose circuit is open, as its probe, if no other drain probes it now (the
+    source stays held for the probe's lease). The probe is the message that waited
+    longest for an attempt, so one message Flowdock keeps failing (a 500 on its
+    payload alone) cannot stand in the way of the others."""
+    probes: dict[int, tuple[datetime, int]] = {}
+    for pk, source, since, next_attempt_at in rows:
+        if since is not None:
+            probes[source] = min(probes.get(source, (next_attempt_at, pk)), (next_attempt_at, pk))
+    if probes:
+        free = Source.objects.using(using).filter(
+            models.Q(held_until__isnull=True) | models.Q(held_until__lte=now), pk__in=probes
+        )
+        free_pks = set(_locked(free, using).values_list("pk", flat=True))
+        probes = {source: probe for source, probe in probes.items() if source in free_pks}
+        Source.objects.using(using).filter(pk__in=probes).update(held_until=until)
+    chosen = {pk for _at, pk in probes.values()}
+    return [pk for pk, _source, since, _at in rows if since is None or pk in chosen]
 
 
 def release(messages: list[Message]) -> None:
-    """Give back claimed messages that were not attempted, for another round."""
+    """Give back claimed messages that were not attempted, for another round; a probe
+    given back frees its source for the next one."""
     for message in messages:
         Message.objects.filter(pk=message.pk, claim_token=message.claim_token).update(
             claimed_until=None, claim_token=""
         )
+    probed = {m.source_id for m in messages if m.source.failing_since is not None}
+    if probed:
+        Source.objects.filter(pk__in=probed).update(held_until=None)
 
 
 @dataclass
@@ -140,6 +203,11 @@ class Attempt:
     error: Exception | None = None
     response: object = None
     repairs: Repairs = field(default_factory=Repairs)
+
+    @property
+    def unanswered(self) -> bool:
+        """Flowdock could not be reached, or answered 5xx, 408 or 429."""
+        return isinstance(self.error, FlowdockTransientError)
 
 
 def _author(pk: str) -> Any:
@@ -158,7 +226,8 @@ def render(change: Change) -> tuple[dict[str, Any], Repairs]:
     try:
         with delivering(_author(change.author_pk), change.base_url):
             if change.event == Change.Event.COMMENTED:
-                comment = load(change.model, change.object_pk)
+                # A deleted comment (or thread) is rebuilt from what its change captured.
+                comment = load(change.model, change.object_pk, change)
                 thread = None if comment is None else option(comment, "thread")
                 if thread is None:
                     raise FlowdockRenderError("The comment or its thread no longer exists.")
@@ -182,7 +251,10 @@ def render(change: Change) -> tuple[dict[str, Any], Repairs]:
 
 
 def attempt(
-    message: Message, transport: Any, rendered: dict[int, tuple[dict[str, Any], Repairs]]
+    message: Message,
+    transport: Any,
+    rendered: dict[int, tuple[dict[str, Any], Repairs]],
+    clock: Clock,
 ) -> Attempt:
     """Render (once per change and drain round) and post one claimed message."""
     message.attempts += 1
@@ -204,7 +276,7 @@ def attempt(
             message, Message.State.CANCELLED, exc, f"Source removed in Flowdock (410): {exc}"
         )
     except FlowdockTransientError as exc:
-        return _retry_or_give_up(message, exc)
+        return _retry_or_give_up(message, exc, clock.now())
     except FlowdockError as exc:  # refused (400/401/403/404), unrenderable, or undocumented
         return _finish(message, Message.State.FAILED, exc)
     except ImproperlyConfigured:
@@ -213,7 +285,8 @@ def attempt(
         # A custom transport's own error: counted and retried like a network one, so the
         # message never stays claimed with its attempt unrecorded.
         logger.exception("Posting Flowdock message %s failed", message.uuid)
-        return _retry_or_give_up(message, FlowdockTransientError(f"{type(exc).__name__}: {exc}"))
+        error = FlowdockTransientError(f"{type(exc).__name__}: {exc}")
+        return _retry_or_give_up(message, error, clock.now())
     if repairs:
         logger.warning("Flowdock message %s was repaired: %s", message.uuid, "; ".join(repairs))
     message.state, message.status_code, message.last_error = (
@@ -236,15 +309,25 @@ def wants_posted_message(source: Source) -> bool:
     return learns_thread_ids(source)
 
 
-def _retry_or_give_up(message: Message, exc: FlowdockTransientError) -> Attempt:
-    if message.attempts >= flowdock_settings.MAX_ATTEMPTS:
-        return _finish(
-            message, Message.State.FAILED, exc, f"Gave up after {message.attempts} attempts: {exc}"
+def _retry_or_give_up(message: Message, exc: FlowdockTransientError, now: datetime) -> Attempt:
+    waited = now - message.created_at
+    if waited >= timedelta(seconds=flowdock_settings.MAX_AGE):
+        text = f"Gave up after waiting {_hours(waited)} ({message.attempts} attempts): {exc}"
+        return _finish(message, Message.State.FAILED, exc, text)
+    if message.source.failing_since is not None:
+        # A failed probe: the source's hold decides when anything is tried again.
+        message.next_attempt_at = now
+    else:
+        # The message that found the source failing backs off on its own as well, so
+        # one that Flowdock keeps failing cannot open the circuit again and again.
+        message.next_attempt_at = now + timedelta(
+            seconds=backoff(message.attempts, exc.retry_after)
         )
-    delay = backoff(message.attempts, exc.retry_after)
-    message.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-    logger.info("Flowdock message %s will be retried in %.2fs: %s", message.uuid, delay, exc)
     return _finish(message, RETRYING, exc)
+
+
+def _hours(waited: timedelta) -> str:
+    return f"{waited.total_seconds() / 3600:.1f} h"
 
 
 def _is_http(transport: Any) -> bool:
@@ -259,9 +342,10 @@ def _finish(message: Message, outcome: str, exc: FlowdockError, text: str = "") 
     return Attempt(message, outcome, exc)
 
 
-def record(item: Attempt) -> bool:
-    """Write one outcome, fenced by the claim; then its effects and public signals.
-    Returns False when the claim had been lost (the outcome is dropped)."""
+def record(item: Attempt, clock: Clock) -> bool:
+    """Write one outcome, fenced by the claim; then its effects (on the source's
+    circuit too) and public signals. Returns False when the claim had been lost (the
+    outcome is dropped)."""
     message = item.message
     fields: dict[str, Any] = {
         "attempts": message.attempts,
@@ -288,8 +372,22 @@ def record(item: Attempt) -> bool:
             item.outcome,
         )
         return False
+    source = message.source
+    if item.unanswered:
+        hold(message, item.error, clock.now())
+    elif message.status_code is not None and source.failing_since is not None:
+        close_circuit(source, clock.now())
     if item.outcome == Message.State.CANCELLED:
-        message.source.deactivate(message.last_error)
+        source.deactivate(message.last_error)
+    elif item.outcome == Message.State.FAILED:
+        logger.error(
+            "Flowdock message %s (%s %s to source %r) failed: %s",
+            message.uuid,
+            message.event,
+            message.thread_key,
+            str(source),
+            message.last_error,
+        )
     # A refused flow token is shown on the source (and in its flow) by a receiver of
     # message_failed in api/sources.py: delivery itself never calls into OAuth.
     if item.outcome == Message.State.SENT:
@@ -297,6 +395,70 @@ def record(item: Attempt) -> bool:
     elif item.outcome != RETRYING:
         send_robust(message_failed, message=message, error=item.error)
     return True
+
+
+def hold(message: Message, error: Any, now: datetime) -> None:
+    """Open (or keep open) the circuit of ``message``'s source after a post Flowdock did
+    not answer (or answered 5xx, 408, 429): its messages wait until the next probe."""
+    source = message.source
+    delay = backoff(source.failures + 1, getattr(error, "retry_after", None))
+    Source.objects.filter(pk=source.pk).update(
+        failures=models.F("failures") + 1,
+        failing_since=Coalesce("failing_since", models.Value(now, models.DateTimeField())),
+        held_until=now + timedelta(seconds=delay),
+        last_failure=str(error)[:2000],
+    )
+    if source.failing_since is None:
+        logger.warning(
+            "Flowdock does not take messages for source %r (%s); its messages wait, and "
+            "one probe at a time tests it, the next in %.0fs",
+            str(source),
+            error,
+            delay,
+        )
+    else:
+        logger.info("Probe of source %r failed (%s); next in %.0fs", str(source), error, delay)
+    expire(source, now, str(error), message.claim_token)
+
+
+def close_circuit(source: Source, now: datetime) -> None:
+    """Flowdock answered ``source`` again: its waiting messages may all go out."""
+    Source.objects.filter(pk=source.pk).update(
+        failures=0, failing_since=None, held_until=None, last_failure=""
+    )
+    logger.warning(
+        "Flowdock answers source %r again after %.0fs; sending its waiting messages",
+        str(source),
+        (now - source.failing_since).total_seconds() if source.failing_since else 0.0,
+    )
+    source.failing_since = None
+
+
+def expire(source: Source, now: datetime, last_failure: str, claim_token: str) -> int:
+    """Fail ``source``'s messages that waited longer than ``MAX_AGE``: free ones and
+    those of the claim ``claim_token`` (another drain's claim is a post that may still
+    be answered)."""
+    cutoff = now - timedelta(seconds=flowdock_settings.MAX_AGE)
+    free = (
+        models.Q(claimed_until__isnull=True)
+        | models.Q(claimed_until__lt=now)
+        | models.Q(claim_token=claim_token)
+    )
+    expired = list(source.messages.pending().filter(free, created_at__lt=cutoff))
+    if not expired:
+        return 0
+    reason = (
+        f"Gave up: waited more than {_hours(timedelta(seconds=flowdock_settings.MAX_AGE))} "
+        f"for Flowdock ({last_failure})"
+    )
+    Message.objects.filter(free, pk__in=[m.pk for m in expired]).pending().update(
+        state=Message.State.FAILED, last_error=reason, claimed_until=None, claim_token=""
+    )
+    logger.error("%d Flowdock messages to source %r failed: %s", len(expired), str(source), reason)
+    for message in expired:
+        message.state, message.last_error = Message.State.FAILED, reason
+        send_robust(message_failed, message=message, error=FlowdockTransientError(reason))
+    return len(expired)
 
 
 def drain(
@@ -313,13 +475,13 @@ def drain(
     Each round first fans out waiting changes, then claims at most one message per
     thread and source, so later messages of a thread go out in a later round, after
     the earlier one was sent. A message is attempted at most once per call: a retry
-    waits for the next drain. ``client`` replaces the backend's transport.
+    waits for the next drain, and so do the other messages of a source that just failed
+    to answer. ``client`` replaces the backend's transport.
     """
     from django_flowdock.delivery import get_backend
 
     transport = client or get_backend().transport()
     result = DrainResult()
-    margin = request_seconds()
     retried: set[int] = set()
     while limit is None or result.handled < limit:
         if should_stop is not None and should_stop():
@@ -328,24 +490,44 @@ def drain(
         batch_size = flowdock_settings.BATCH_SIZE
         if limit is not None:
             batch_size = min(batch_size, limit - result.handled)
-        batch = claim(batch_size, message_ids, retried)
-        if not batch:
+        claimed = claim(batch_size, message_ids, retried)
+        if not claimed.messages:
             break
-        rendered: dict[int, tuple[dict[str, Any], Repairs]] = {}
-        for index, message in enumerate(batch):
-            stopping = should_stop is not None and should_stop()
-            if stopping or _lease_too_short(message.claimed_until, margin):
-                release(batch[index:])
-                if stopping:
-                    return result
-                break
-            item = attempt(message, transport, rendered)
-            if record(item):
-                result.add(item.outcome)
-                if item.outcome == RETRYING:
-                    retried.add(message.pk)
+        if not _post_batch(claimed, transport, result, retried, should_stop):
+            break
     return result
 
 
-def _lease_too_short(lease: datetime | None, margin: float) -> bool:
-    return lease is None or lease - timezone.now() < timedelta(seconds=margin)
+def _post_batch(
+    claimed: Claim,
+    transport: Any,
+    result: DrainResult,
+    retried: set[int],
+    should_stop: Callable[[], bool] | None,
+) -> bool:
+    """Post a claimed batch, renewing the lease as it goes; give back what was not
+    attempted. False when the drain should end (stopping, or the lease was lost)."""
+    lease, margin = claimed.lease, request_seconds()
+    rendered: dict[int, tuple[dict[str, Any], Repairs]] = {}
+    held: set[int] = set()
+    unposted: list[Message] = []
+    for index, message in enumerate(claimed.messages):
+        if should_stop is not None and should_stop():
+            release(unposted + claimed.messages[index:])
+            return False
+        if message.source_id in held:
+            unposted.append(message)  # its source just failed to answer: wait for a probe
+            continue
+        # A post must end before the lease does, or another worker could post it too.
+        if lease.remaining() < margin and (not lease.renew() or lease.remaining() < margin):
+            release(unposted + claimed.messages[index:])
+            return False
+        item = attempt(message, transport, rendered, lease.clock)
+        if record(item, lease.clock):
+            result.add(item.outcome)
+            if item.outcome == RETRYING:
+                retried.add(message.pk)
+            if item.unanswered:
+                held.add(message.source_id)
+    release(unposted)
+    return True
