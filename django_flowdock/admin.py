@@ -16,7 +16,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, router, transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Min, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -24,8 +24,10 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import formats, timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import escape, format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator, capfirst
+from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
@@ -360,13 +362,30 @@ def application_uris(request, application: OAuthApplication) -> list[tuple[StrOr
     ]
 
 
+#: A source's delivery circuit, written by delivery only (see Source.circuit_state()).
+CIRCUIT_FIELDS = ("failing_since", "held_until", "failures", "last_failure")
+#: The circuit's states in the delivery log's colours.
+CIRCUIT_COLORS = {"closed": "#2a7a2a", "held": "#b06c00", "open": "#ba2121"}
+CIRCUIT_LABELS = {"closed": _("closed"), "held": _("held"), "open": _("open")}
+
+
 @admin.register(Source)
 class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
     form = SourceForm
-    list_display = ["name", "flow_name", "active", "error", "scope_display", "last_delivery"]
+    list_display = [
+        "name",
+        "flow_name",
+        "active",
+        "error",
+        "scope_display",
+        "circuit",
+        "waiting",
+        "failed",
+        "last_delivery",
+    ]
     list_filter = ["active", "application"]
     search_fields = ["name", "flow_name"]
-    readonly_fields = [
+    flowdock_fields = [
         "flowdock_id",
         "flow_id",
         "flow_path",
@@ -374,6 +393,8 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
         "created_at",
         "deactivated_at",
     ]
+    delivery_fields = ["circuit", "waiting", "failed", *CIRCUIT_FIELDS]
+    readonly_fields = flowdock_fields + delivery_fields
     actions = [
         "send_test_message",
         "set_error_message",
@@ -386,14 +407,42 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
             scope = ["scope_object"]
         else:
             scope = ["scope_content_type", "scope_object_id"]
-        return [
+        fieldsets = [
             (None, {"fields": ["name", "flow_token", "flow_name", "active"]}),
             (_("What the flow receives"), {"fields": [*scope, "models", "events"]}),
-            (_("In Flowdock"), {"fields": self.readonly_fields}),
+            (_("In Flowdock"), {"fields": self.flowdock_fields}),
         ]
+        if obj is not None:
+            fieldsets.append((_("Delivery"), {"fields": self.delivery_fields}))
+        return fieldsets
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_last_delivery=Max("messages__sent_at"))
+        # One query for the whole page, however many messages and sources.
+        pending = Q(messages__state=Message.State.PENDING)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _last_delivery=Max("messages__sent_at"),
+                _waiting=Count("messages", filter=pending),
+                _oldest_waiting=Min("messages__created_at", filter=pending),
+                _failed=Count("messages", filter=Q(messages__state=Message.State.FAILED)),
+            )
+        )
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Delivery writes the circuit at any moment: the values loaded with this form
+        # must not overwrite what it wrote since.
+        obj.save(
+            update_fields=[
+                field.name
+                for field in obj._meta.concrete_fields
+                if not field.primary_key and field.name not in CIRCUIT_FIELDS
+            ]
+        )
 
     def _each(
         self, request, sources_, operation, refused: StrOrPromise, done: StrOrPromise = ""
@@ -486,6 +535,67 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
     def last_delivery(self, obj: Source):
         # Annotated by get_queryset().
         return getattr(obj, "_last_delivery", None) or "—"
+
+    @admin.display(description=_("circuit"))
+    def circuit(self, obj: Source):
+        """The circuit's state; when open, for how long and when the next probe goes
+        (the last failure on hover); when held, until when."""
+        state = obj.circuit_state()
+        label = format_html(
+            '<strong class="flowdock-circuit" style="color:{}">{}</strong>',
+            CIRCUIT_COLORS[state],
+            CIRCUIT_LABELS[state],
+        )
+        if state == "open":
+            assert obj.failing_since is not None
+            next_probe = (
+                _("next probe in %(time)s") % {"time": timeuntil(obj.held_until)}
+                if obj.held_until and obj.held_until > timezone.now()
+                else _("next probe when due")
+            )
+            probes = ngettext("%(count)d failed probe", "%(count)d failed probes", obj.failures) % {
+                "count": obj.failures
+            }
+            return format_html(
+                '<span title="{}">{}<br><span class="quiet">{}<br>{}</span></span>',
+                obj.last_failure,
+                label,
+                _("for %(time)s, %(probes)s")
+                % {"time": timesince(obj.failing_since), "probes": probes},
+                next_probe,
+            )
+        if state == "held":
+            assert obj.held_until is not None
+            return format_html(
+                '{}<br><span class="quiet">{}</span>',
+                label,
+                _("for %(time)s more") % {"time": timeuntil(obj.held_until)},
+            )
+        return label
+
+    @admin.display(description=_("waiting"), ordering="_waiting")
+    def waiting(self, obj: Source):
+        """Pending messages, linked to them in the delivery log, and the oldest one's
+        age. Annotated by get_queryset()."""
+        count = getattr(obj, "_waiting", 0)
+        if not count:
+            return "0"
+        oldest = getattr(obj, "_oldest_waiting", None)
+        return format_html(
+            '{}<br><span class="quiet">{}</span>',
+            self._messages_link(obj, Message.State.PENDING, count),
+            _("oldest %(age)s") % {"age": timesince(oldest)} if oldest else "",
+        )
+
+    @admin.display(description=_("failed"), ordering="_failed")
+    def failed(self, obj: Source):
+        count = getattr(obj, "_failed", 0)
+        return self._messages_link(obj, Message.State.FAILED, count) if count else "0"
+
+    def _messages_link(self, source: Source, state: str, count: int) -> str:
+        url = reverse(f"{self.admin_site.name}:django_flowdock_message_changelist")
+        query = urlencode({"source__id__exact": str(source.pk), "state": state})
+        return format_html('<a href="{}?{}">{}</a>', url, query, count)
 
     @admin.action(description=_("Send a test message"), permissions=["change"])
     def send_test_message(self, request, queryset):
