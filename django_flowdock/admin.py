@@ -773,6 +773,67 @@ class MessageAdmin(admin.ModelAdmin):
     def get_changelist(self, request, **kwargs):
         return DeliveryLog
 
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "flowdock_summary": self.summary()}
+        return super().changelist_view(request, extra_context)
+
+    def summary(self) -> str:
+        """What ``flowdock_status`` totals, above the log: messages waiting and failed,
+        changes not fanned out yet, circuits not closed. Three queries."""
+        now = timezone.now()
+        pending, failed = Q(state=Message.State.PENDING), Q(state=Message.State.FAILED)
+        outbox = Message.objects.filter(pending | failed).aggregate(
+            waiting=Count("pk", filter=pending),
+            oldest=Min("created_at", filter=pending),
+            failed=Count("pk", filter=failed),
+        )
+        changes = Change.objects.filter(fanned_out=False).aggregate(
+            count=Count("pk"), oldest=Min("created_at")
+        )
+        circuits = Source.objects.aggregate(
+            open=Count("pk", filter=Q(failing_since__isnull=False)),
+            held=Count("pk", filter=Q(failing_since__isnull=True, held_until__gt=now)),
+        )
+        log = reverse(f"{self.admin_site.name}:django_flowdock_message_changelist")
+        waiting = ngettext(
+            "%(count)d message waiting", "%(count)d messages waiting", outbox["waiting"]
+        ) % {"count": outbox["waiting"]}
+        parts: list[str] = [format_html('<a href="{}?state=pending">{}</a>', log, waiting)]
+        if outbox["oldest"]:
+            parts[0] = format_html(
+                "{} ({})", parts[0], _("oldest %(age)s") % {"age": timesince(outbox["oldest"])}
+            )
+        if changes["count"]:
+            parts.append(
+                format_html(
+                    '<a href="{}?fanned_out__exact=0">{}</a>',
+                    reverse(f"{self.admin_site.name}:django_flowdock_change_changelist"),
+                    ngettext(
+                        "%(count)d change not fanned out yet (oldest %(age)s)",
+                        "%(count)d changes not fanned out yet (oldest %(age)s)",
+                        changes["count"],
+                    )
+                    % {"count": changes["count"], "age": timesince(changes["oldest"])},
+                )
+            )
+        parts.append(
+            format_html(
+                '<a href="{}?state=failed">{}</a>',
+                log,
+                ngettext("%(count)d failed", "%(count)d failed", outbox["failed"])
+                % {"count": outbox["failed"]},
+            )
+        )
+        if circuits["open"] or circuits["held"]:
+            parts.append(
+                format_html(
+                    '<a href="{}">{}</a>',
+                    reverse(f"{self.admin_site.name}:django_flowdock_source_changelist"),
+                    _("circuits: %(open)d open, %(held)d held") % circuits,
+                )
+            )
+        return format_html_join("; ", "{}", ((part,) for part in parts))
+
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
         try:

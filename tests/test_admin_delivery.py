@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_flowdock.admin import SourceAdmin
-from django_flowdock.models import Message, Source
+from django_flowdock.models import Change, Message, Source
 
 SOURCE_URL = "/admin/django_flowdock/source/"
 
@@ -161,3 +161,68 @@ def test_saving_a_source_never_overwrites_the_circuit_delivery_wrote_meanwhile(
         1,
         "502 Bad Gateway",
     )
+
+
+LOG_URL = "/admin/django_flowdock/message/"
+
+
+def summary(page: str) -> str:
+    match = re.search(r'<p class="flowdock-summary">(.*?)</p>', page, re.S)
+    assert match, "no summary"
+    return " ".join(re.sub(r"<[^>]+>", "", match.group(1)).split())
+
+
+def test_delivery_log_sums_up_what_waits_what_failed_and_the_circuits(admin_client, helpdesk):
+    message(helpdesk, age=3 * 3600)
+    message(helpdesk, age=10)
+    message(helpdesk, Message.State.FAILED)
+    Change.objects.create(
+        model="testapp.ticket",
+        object_pk="1",
+        event="created",
+        created_at=timezone.now() - timedelta(minutes=5),
+    )
+    Source.objects.filter(pk=helpdesk.pk).update(failing_since=timezone.now())
+    Source.objects.create(
+        name="Held", flow_token="t-2", held_until=timezone.now() + timedelta(minutes=1)
+    )
+
+    page = admin_client.get(LOG_URL).content.decode()
+
+    assert summary(page) == (
+        "2 messages waiting (oldest 3 hours); 1 change not fanned out yet (oldest 5 minutes); "
+        "1 failed; circuits: 1 open, 1 held"
+    )
+    links = re.findall(
+        r'href="([^"]+)"', page.split('class="flowdock-summary"')[1].split("</p>")[0]
+    )
+    assert links == [
+        f"{LOG_URL}?state=pending",
+        "/admin/django_flowdock/change/?fanned_out__exact=0",
+        f"{LOG_URL}?state=failed",
+        SOURCE_URL,
+    ]
+    assert "1 change" in admin_client.get(links[1]).content.decode()
+
+
+def test_delivery_log_summary_when_all_is_well(admin_client, helpdesk):
+    message(helpdesk, Message.State.SENT)
+    assert summary(admin_client.get(LOG_URL).content.decode()) == "0 messages waiting; 0 failed"
+
+
+def test_delivery_log_queries_do_not_grow_with_the_sources(admin_client, db):
+    def add_sources(count: int) -> None:
+        for i in range(count):
+            source = Source.objects.create(name=f"Source {i}", flow_token=f"t-{i}")
+            message(source, age=60)
+            message(source, Message.State.FAILED)
+
+    def log_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert admin_client.get(LOG_URL).status_code == 200
+        return len(queries)
+
+    add_sources(1)
+    one = log_queries()
+    add_sources(9)
+    assert log_queries() == one
