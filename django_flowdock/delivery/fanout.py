@@ -5,7 +5,9 @@ first under a lock that serialises fan-outs (so messages are numbered in the ord
 changes were made, which is the per-thread delivery order), then:
 
 - each change is traced to its thread (a comment's thread is read through its
-  ``thread`` option) and the thread's sources are resolved (scope, settings);
+  ``thread`` option; a comment or thread deleted since is rebuilt from the values
+  captured at save and at deletion) and the thread's sources are resolved (scope,
+  settings);
 - a transaction's saves of one thread are coalesced into one activity (a discussion or
   deletion in between ends the run): old values from the first, new from the last;
 - an update is described by comparing the thread as shown with the old and with the
@@ -56,15 +58,61 @@ class Traced:
     described: list[FieldChange] = field(default_factory=list)
 
 
-def load(model_label: str, pk: str, deleted_by: Change | None = None) -> Any:
-    """The object as it is now; once deleted, rebuilt from the last values captured
-    when it was deleted (looked up only then, from ``deleted_by``'s object)."""
+def load(model_label: str, pk: Any, deleted_by: Change | None = None) -> Any:
+    """The object as it is now; once deleted, rebuilt from what ``deleted_by`` (a
+    change of the object) needs: a thread from the last values captured when it was
+    deleted (looked up only then), a comment from the values its COMMENTED change
+    captured, with its thread (as it is now, or rebuilt once deleted) in the foreign
+    key's cache, so ``option(comment, "thread")`` reads no row that is gone."""
     model = apps.get_model(model_label)
     instance = model._base_manager.filter(pk=pk).first()
     if instance is not None or deleted_by is None:
         return instance
+    if deleted_by.event == Change.Event.COMMENTED:
+        return _captured_comment(model, json.loads(deleted_by.values or "{}"))
     last = deletion_values(deleted_by)
     return None if last is None else with_values(model(), last)
+
+
+def captured_thread(values: dict[str, Any]) -> tuple[type[models.Model], str] | None:
+    """The thread model and pk a COMMENTED change's ``values`` captured; ``None`` for
+    changes captured before comments kept them."""
+    thread = values.get("thread")
+    return None if not thread else (apps.get_model(thread["model"]), str(thread["pk"]))
+
+
+def concrete_label(model: Any) -> str:
+    """The label changes are kept under: a proxy model's objects are the concrete
+    model's."""
+    return model._meta.concrete_model._meta.label_lower
+
+
+def _captured_comment(model: type[models.Model], values: dict[str, Any]) -> Any:
+    if "comment" not in values:
+        return None
+    comment = with_values(model(), values["comment"])
+    thread_of = captured_thread(values)
+    if thread_of is not None:
+        thread_model, pk = thread_of
+        thread = thread_model._base_manager.filter(pk=pk).first()
+        if thread is None:
+            last = _last_values(concrete_label(thread_model), pk)
+            thread = None if last is None else with_values(thread_model(), last)
+        if thread is not None:
+            _cache_related(comment, thread)
+    return comment
+
+
+def _cache_related(instance: Any, related: Any) -> None:
+    """``instance``'s foreign keys to ``related`` return it without a query."""
+    concrete = related._meta.concrete_model
+    for f in instance._meta.concrete_fields:
+        if (
+            f.many_to_one
+            and f.related_model._meta.concrete_model is concrete
+            and getattr(instance, f.attname) == getattr(related, f.target_field.attname)
+        ):
+            f.set_cached_value(instance, related)
 
 
 def with_values(instance: Any, values: dict[str, Any]) -> Any:
@@ -106,13 +154,16 @@ def _field(opts: Any, name: str) -> Any:
 
 
 def deletion_values(change: Change) -> dict[str, Any] | None:
-    """The last values of a thread object deleted after ``change`` was made."""
+    """The last values of a thread object deleted after ``change`` was made: concrete
+    fields by attribute name, many-to-many fields by name with the related pks."""
     if change.event == Change.Event.DELETED:
         return json.loads(change.values)["last"]
+    return _last_values(change.model, change.object_pk)
+
+
+def _last_values(model_label: str, object_pk: str) -> dict[str, Any] | None:
     later = (
-        Change.objects.filter(
-            model=change.model, object_pk=change.object_pk, event=Change.Event.DELETED
-        )
+        Change.objects.filter(model=model_label, object_pk=object_pk, event=Change.Event.DELETED)
         .values_list("values", flat=True)
         .first()
     )
@@ -120,12 +171,13 @@ def deletion_values(change: Change) -> dict[str, Any] | None:
 
 
 def trace(change: Change) -> Traced | None:
-    """``change`` with its objects, or ``None`` when there is nothing left to show (a
-    comment deleted before it could be delivered)."""
+    """``change`` with its objects, or ``None`` when there is nothing left to show (an
+    object deleted without its values captured: a comment saved before comments kept
+    them, a row deleted with SQL)."""
     values = json.loads(change.values) if change.values else {}
     traced = Traced(change, values)
     if change.event == Change.Event.COMMENTED:
-        comment = load(change.model, change.object_pk)
+        comment = load(change.model, change.object_pk, change)
         if comment is None:
             return None
         traced.instance = comment
@@ -210,7 +262,9 @@ def fan_out(limit: int = BATCH) -> int:
             except Exception:
                 _failed(change, "Could not read the objects of this change")
                 continue
-            if item is not None:
+            if item is None:
+                logger.warning("Nothing to send for %s: its objects no longer exist", change)
+            else:
                 traced.append(item)
         coalesce(traced)
         queued: list[tuple[Traced, list[Message]]] = []

@@ -4,28 +4,43 @@ At save the receivers record which attributes changed (their old and new raw val
 who made the change, and what was deleted, as one outbox row per object. Whether the
 change shows in the thread, and how, is decided at delivery, from the object as it is
 then: the save path never renders, validates, signs or queries sources.
+
+What delivery needs once rows are gone is captured too: a comment's values and its
+thread's identity, a deleted thread's last values with its many-to-many pks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, FieldDoesNotExist, ImproperlyConfigured
 from django.db import models, router
 from django.db.models.fields.files import FieldFile
-from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_save
+from django.db.models.signals import (
+    m2m_changed,
+    post_delete,
+    post_init,
+    post_save,
+    pre_delete,
+    pre_save,
+)
 
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.context import current_request, current_user, is_from_flowdock
 from django_flowdock.delivery.outbox import capture, values_before
 from django_flowdock.mixins import FlowdockComment, FlowdockThread
 from django_flowdock.models import Change
+from django_flowdock.threads.options import option
+
+logger = logging.getLogger("django_flowdock.delivery")
 
 _SNAPSHOT = "_flowdock_loaded"
 _M2M_BEFORE = "_flowdock_m2m_before"
+_M2M_LAST = "_flowdock_m2m_last"
 
 
 def _concrete_values(instance: Any) -> dict[str, Any]:
@@ -155,14 +170,26 @@ def _saved_attnames(instance: Any, update_fields: Any) -> set[str]:
     return {f.attname for f in fields if f.name in update_fields or f.attname in update_fields}
 
 
+def remember_related_values(sender: type, instance: Any, **kwargs: Any) -> None:
+    """The delete's cascade clears the many-to-many rows before ``post_delete``: read
+    the related pks first (one query per relation), for the deleted thread's last
+    values."""
+    using = kwargs.get("using") or instance._state.db
+    instance.__dict__[_M2M_LAST] = {
+        field.name: sorted(_related_sets(field, [instance.pk], using)[instance.pk])
+        for field in instance._meta.many_to_many
+    }
+
+
 def thread_deleted(sender: type, instance: Any, **kwargs: Any) -> None:
     # Every value, so the thread can still be rendered once the row is gone.
+    last = {**_concrete_values(instance), **instance.__dict__.pop(_M2M_LAST, {})}
     capture(
         using=_using(instance, kwargs),
         model=_label(instance),
         object_pk=instance.pk,
         event=Change.Event.DELETED,
-        values={"last": _concrete_values(instance)},
+        values={"last": last},
         **_context(),
     )
 
@@ -170,13 +197,57 @@ def thread_deleted(sender: type, instance: Any, **kwargs: Any) -> None:
 def comment_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs: Any) -> None:
     if raw or not created or is_from_flowdock():
         return
+    # The comment or its thread may be deleted before delivery: the comment's values
+    # and the thread's identity let delivery rebuild them (with the thread's deletion).
+    values: dict[str, Any] = {"comment": _concrete_values(instance)}
+    thread = _thread_identity(instance)
+    if thread is not None:
+        values["thread"] = thread
     capture(
         using=_using(instance, kwargs),
         model=_label(instance),
         object_pk=instance.pk,
         event=Change.Event.COMMENTED,
+        values=values,
         **_context(),
     )
+
+
+def _thread_identity(comment: Any) -> dict[str, Any] | None:
+    """The model label and pk of the comment's thread. A ``thread`` option naming a
+    foreign key is read from the comment's own values (no query); anything else is
+    resolved through the option, whose errors never fail the save."""
+    key = _thread_key_field(comment)
+    try:
+        if key is not None and not key.is_cached(comment) and key.target_field.primary_key:
+            pk = getattr(comment, key.attname)
+            return None if pk is None else {"model": key.related_model._meta.label_lower, "pk": pk}
+        thread = option(comment, "thread")
+    except ImproperlyConfigured:
+        raise
+    except Exception:
+        logger.warning(
+            "Could not read the thread of %s; its discussion needs the comment and the "
+            "thread to exist when it is delivered",
+            comment._meta.label,
+            exc_info=True,
+        )
+        return None
+    if thread is None:
+        return None
+    return {"model": thread._meta.label_lower, "pk": thread.pk}
+
+
+def _thread_key_field(comment: Any) -> Any:
+    """The foreign key the comment's ``thread`` option names, if it names one."""
+    spec = comment.flowdock_options().get("thread")
+    if hasattr(comment, "get_flowdock_thread") or not isinstance(spec, str) or "." in spec:
+        return None
+    try:
+        field = comment._meta.get_field(spec)
+    except FieldDoesNotExist:
+        return None
+    return field if field.many_to_one and field.concrete else None
 
 
 def _related_sets(field: models.ManyToManyField, thread_pks: Any, using: str) -> dict[Any, set]:
@@ -245,6 +316,9 @@ def connect_receivers() -> None:
             post_init.connect(remember_loaded_values, model, dispatch_uid=f"flowdock-init-{uid}")
             pre_save.connect(load_unknown_values, model, dispatch_uid=f"flowdock-presave-{uid}")
             post_save.connect(thread_saved, model, dispatch_uid=f"flowdock-save-{uid}")
+            pre_delete.connect(
+                remember_related_values, model, dispatch_uid=f"flowdock-predelete-{uid}"
+            )
             post_delete.connect(thread_deleted, model, dispatch_uid=f"flowdock-delete-{uid}")
             for field in model._meta.local_many_to_many:
                 m2m_changed.connect(
