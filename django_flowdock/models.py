@@ -164,13 +164,14 @@ class Source(models.Model):
             not events_allowed or event in events_allowed
         )
 
-    def deactivate(self, reason: str) -> None:
-        """Stop posting to this source and close its pending messages with ``reason``."""
+    def deactivate(self, reason: str) -> int:
+        """Stop posting to this source and close its pending messages with ``reason``;
+        return how many were closed."""
         self.active = False
         self.error_message = reason
         self.deactivated_at = timezone.now()
         self.save(update_fields=["active", "error_message", "deactivated_at"])
-        self.messages.filter(state=Message.State.PENDING).update(
+        return self.messages.filter(state=Message.State.PENDING).update(
             state=Message.State.CANCELLED, last_error=reason, claimed_until=None
         )
 

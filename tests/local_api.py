@@ -51,13 +51,15 @@ class Answer:
 
 
 class RecordingServer(LocalServer):
-    """A tiny Flowdock stand-in: answers ``POST /messages`` from a script (default
-    202) and records every request with its start and end time."""
+    """A tiny Flowdock stand-in: answers ``POST /messages`` from a script (then with
+    ``status``, 202 unless changed: 503 while "down") and records every request with
+    its start and end time."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.script: deque[Answer] = deque()
         self.requests: list[dict] = []
         self.delay = delay
+        self.status = 202
         self.lock = threading.Lock()
         self.answered = threading.Condition(self.lock)
         server = self
@@ -71,7 +73,7 @@ class RecordingServer(LocalServer):
                 record = {**body, "started": started}
                 with server.lock:
                     answer = server.script.popleft() if server.script else None
-                    answer = answer or Answer(delay=server.delay)
+                    answer = answer or Answer(server.status, delay=server.delay)
                     record["status"] = answer.status
                     server.requests.append(record)
                 time.sleep(answer.delay)  # a slow Flowdock

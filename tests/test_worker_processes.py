@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from django_flowdock.conf import DEFAULTS
 from django_flowdock.delivery.fanout import fan_out
 from django_flowdock.models import Message, Source
 from tests.local_api import RecordingServer
@@ -163,3 +164,31 @@ def test_two_workers_never_send_one_message_twice(transactional_db, local_api):
     for ticket in tickets:
         key = ticket.get_flowdock_thread_id()
         assert by_thread[key] == [str(m.uuid) for m in made if m.thread_key == key]
+
+
+def test_a_sigkilled_workers_threads_move_on_within_the_default_lease(transactional_db, local_api):
+    Source.objects.create(name="Local", flow_token="t")
+    make_tickets(10)
+    fan_out()
+    local_api.delay = 0.5  # the worker holds its batch of 10 threads for seconds
+    defaults = {"TIMEOUT": list(DEFAULTS["TIMEOUT"]), "CLAIM_TIMEOUT": DEFAULTS["CLAIM_TIMEOUT"]}
+    flowdock = {**defaults, "API_URL": local_api.url}
+    worker = spawn_worker(flowdock, "--sleep", "0.05")
+    local_api.wait_for_answers(2)
+    worker.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    worker.communicate(timeout=5)
+    held = len(local_api.requests)
+    assert Message.objects.pending().filter(claimed_until__isnull=False).count() >= 5
+
+    restarted = spawn_worker(flowdock, "--sleep", "0.05")
+    try:
+        local_api.wait_for_answers(held + 1, timeout=30)
+        moved_on = local_api.requests[held]["started"] - killed
+        wait_for(lambda: not Message.objects.pending().exists(), timeout=30, what="delivery")
+    finally:
+        restarted.terminate()
+        restarted.communicate(timeout=15)
+    print(f"\nthe killed worker's threads moved on {moved_on:.1f}s after the SIGKILL")
+    # At most one lease (CLAIM_TIMEOUT, 15 s) after the worker's last renewal.
+    assert moved_on <= DEFAULTS["CLAIM_TIMEOUT"] + 1.5

@@ -378,7 +378,13 @@ def record(item: Attempt, clock: Clock) -> bool:
     elif message.status_code is not None and source.failing_since is not None:
         close_circuit(source, clock.now())
     if item.outcome == Message.State.CANCELLED:
-        source.deactivate(message.last_error)
+        cancelled = source.deactivate(message.last_error)
+        logger.error(
+            "Flowdock source %r was deactivated: %s; its %d waiting messages were cancelled",
+            str(source),
+            message.last_error,
+            cancelled,
+        )
     elif item.outcome == Message.State.FAILED:
         logger.error(
             "Flowdock message %s (%s %s to source %r) failed: %s",
