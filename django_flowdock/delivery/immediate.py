@@ -1,55 +1,181 @@
 """The default backend: deliver right after commit, in a background thread of this
-process, and retry by itself while the process lives."""
+process, and retry by itself while the process lives.
+
+What else it does depends on what the process is (:func:`process_role`):
+
+- a web server starts delivering as soon as Django is ready, so messages an earlier
+  process left (killed, or a script that exited) go out without waiting for a save;
+- any other process that saved something (a management command, ``manage.py shell``, a
+  script) delivers before it exits, for at most ``EXIT_TIMEOUT`` seconds;
+- test runs deliver after commits only; schema and tooling commands (``migrate``,
+  ``check``…) never deliver: what they saved waits for a process that does.
+"""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import sys
 import threading
+import time
+import weakref
+from typing import Literal
 
+from django.apps import apps
 from django.db import connections
+from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
+from django_flowdock.conf import flowdock_settings
 from django_flowdock.delivery.base import BaseBackend
 from django_flowdock.delivery.engine import drain
-from django_flowdock.models import Message
+from django_flowdock.exceptions import FlowdockConfigurationError
+from django_flowdock.models import Change, Message
 
 logger = logging.getLogger("django_flowdock.delivery")
 
-#: Longest sleep between looks at the outbox while messages wait for a retry.
-MAX_SLEEP = 60.0
 #: Shortest sleep between rounds, so a message that cannot be taken yet never makes the
 #: thread spin.
 MIN_SLEEP = 0.2
-#: Sleep after a round that failed (database restarting, say).
+#: First sleep after a round that failed (database restarting, not migrated yet);
+#: doubled after each failure in a row, up to ``POLL_INTERVAL``.
 ERROR_SLEEP = 5.0
+
+Role = Literal["server", "script", "test", "never"]
+
+#: Processes recognised as web servers by their program (``argv[0]``, or ``python -m``).
+SERVER_PROGRAMS = frozenset({"gunicorn", "uwsgi", "uvicorn", "daphne", "hypercorn"})
+#: Management commands that serve (daphne and channels replace ``runserver`` itself).
+SERVER_COMMANDS = frozenset({"runserver", "runserver_plus"})
+#: Management commands that run tests (the test database is gone when they exit).
+TEST_COMMANDS = frozenset({"test", "testserver"})
+#: Management commands that never deliver: they build, inspect or migrate the project,
+#: possibly before the outbox tables exist.
+NEVER_COMMANDS = frozenset(
+    {
+        "check",
+        "collectstatic",
+        "compilemessages",
+        "createcachetable",
+        "dbshell",
+        "diffsettings",
+        "flush",
+        "inspectdb",
+        "makemessages",
+        "makemigrations",
+        "migrate",
+        "optimizemigration",
+        "showmigrations",
+        "sqlflush",
+        "sqlmigrate",
+        "sqlsequencereset",
+        "squashmigrations",
+    }
+)
+
+
+def _program() -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:  # python -m NAME
+        return spec.name.split(".")[0]
+    argv = getattr(sys, "argv", None) or [""]
+    return os.path.basename(argv[0])
+
+
+def _command() -> str | None:
+    """The management command this process runs (``manage.py NAME``), if any."""
+    argv = getattr(sys, "argv", None) or []
+    return argv[1] if len(argv) > 1 else None
+
+
+def _in_uwsgi() -> bool:
+    try:
+        import uwsgi  # noqa: F401 - importable only inside uWSGI
+    except ImportError:
+        return False
+    return True
+
+
+def detected_server() -> bool:
+    """Whether this process looks like a web server: ``runserver`` (its serving child, not
+    the autoreloader watching it), gunicorn, uWSGI, uvicorn, daphne or hypercorn."""
+    command = _command()
+    if command in SERVER_COMMANDS:
+        argv = getattr(sys, "argv", None) or []
+        return "--noreload" in argv or os.environ.get(DJANGO_AUTORELOAD_ENV) == "true"
+    return _program() in SERVER_PROGRAMS or _in_uwsgi()
+
+
+def process_role() -> Role:
+    """What this process does with the outbox: ``"server"`` delivers from start-up on,
+    ``"script"`` after its commits and before it exits, ``"test"`` after its commits
+    only, ``"never"`` not at all. ``FLOWDOCK["DELIVER_ON_START"]`` (True or False)
+    overrides the server detection, never a test run or a command that must not
+    deliver."""
+    command = _command()
+    if "pytest" in sys.modules or command in TEST_COMMANDS:
+        return "test"
+    if command in NEVER_COMMANDS:
+        return "never"
+    if command in SERVER_COMMANDS and not detected_server():
+        return "never"  # the autoreloader's watching parent: its child serves
+    forced = flowdock_settings.DELIVER_ON_START
+    serving = detected_server() if forced is None else forced
+    return "server" if serving else "script"
 
 
 class ImmediateBackend(BaseBackend):
     """No HTTP on the request thread and no extra process to run.
 
     A commit wakes one daemon thread per process, which drains the outbox and then
-    sleeps until the earliest retry is due, so a message that met a Flowdock outage is
-    sent once Flowdock is back, in order with its thread's later messages. A process
-    that exits leaves its undelivered messages in the outbox for the next one (or for
-    ``manage.py flowdock_worker``).
+    sleeps until the earliest retry is due, or for ``POLL_INTERVAL`` seconds, after
+    which it looks for what other processes left. A web server starts the thread when
+    Django is ready; another process that saved something delivers before it exits.
     """
 
     def __init__(self) -> None:
+        self._reset()
+        self._serving = False
+        self._exit_registered = False
+        _backends.add(self)
+
+    def _reset(self) -> None:
+        """Fresh synchronisation state: a forked child inherits the parent's locks (held,
+        maybe) and thread object, but not the thread."""
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._stopping = threading.Event()
         self._idle = threading.Condition(self._lock)
         self._busy = False
         self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._pid = os.getpid()
 
     def dispatch(self) -> None:
+        role = process_role()
+        if role == "never":
+            return
+        self._wake_thread(polling=role != "test")
+        if role == "script" and not self._exit_registered:
+            self._exit_registered = True
+            atexit.register(self.deliver_before_exit)
+
+    def serve(self) -> None:
+        """Start delivering now, and poll while idle: for web server processes, whose
+        thread must send what earlier processes left without waiting for a save."""
+        self._serving = True
+        self._wake_thread(polling=True)
+
+    def _wake_thread(self, polling: bool) -> None:
+        if self._pid != os.getpid():
+            # Forked without Python's fork hooks (uWSGI's own fork, say).
+            self._reset()
         with self._lock:
-            # A forked process (a pre-forking server) does not inherit the thread.
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
-                    target=self._run, name="flowdock-delivery", daemon=True
+                    target=self._run, args=(polling,), name="flowdock-delivery", daemon=True
                 )
                 self._thread.start()
             self._busy = True
@@ -63,25 +189,126 @@ class ImmediateBackend(BaseBackend):
         with self._idle:
             return self._idle.wait_for(lambda: not self._busy, timeout)
 
-    def _run(self) -> None:
+    def _run(self, polling: bool) -> None:
+        # Started from AppConfig.ready(), the thread must not query before every app is.
+        apps.ready_event.wait()
         sleep: float | None = None
-        while True:
-            self._wake.wait(timeout=sleep)
+        idle = False
+        failures = 0
+        while not self._stopping.is_set():
+            woken = self._wake.wait(timeout=sleep)
             self._wake.clear()
+            poll = flowdock_settings.POLL_INTERVAL
             try:
-                drain()
-                sleep = _seconds_until_due()
+                # Idle, a timeout only looks for work left by other processes.
+                if woken or not idle or _outbox_waiting():
+                    drain(should_stop=self._stopping.is_set)
+                    until_due = _seconds_until_due()
+                else:
+                    until_due = None
+                idle = until_due is None
+                if idle:
+                    sleep = poll if polling else None
+                else:
+                    sleep = min(until_due, poll) if polling else until_due
+                failures = 0
             except Exception:
-                logger.exception("Delivery round failed; trying again in %.0fs", ERROR_SLEEP)
-                sleep = ERROR_SLEEP
+                sleep = min(ERROR_SLEEP * 2**failures, max(poll, ERROR_SLEEP))
+                failures += 1
+                idle = False
+                logger.exception("Delivery round failed; trying again in %.0fs", sleep)
             finally:
                 # Nothing held between rounds: a test database can be dropped, a
                 # restarted database server reconnected to.
                 connections.close_all()
             with self._idle:
-                if not self._wake.is_set():
+                if not self._wake.is_set() or self._stopping.is_set():
                     self._busy = False
                     self._idle.notify_all()
+
+    def deliver_before_exit(self) -> None:
+        """Registered with ``atexit`` by the first dispatch of a process that is neither a
+        server nor a test run: deliver what is waiting, retrying what becomes due, for at
+        most ``EXIT_TIMEOUT`` seconds (plus the post in flight then), and say on stderr
+        what is left for the next process."""
+        if self._thread is None or self._pid != os.getpid():
+            return  # a forked child that saved nothing: nothing of its own to wait for
+        deadline = time.monotonic() + flowdock_settings.EXIT_TIMEOUT
+        # The thread hands its batch back and ends; this thread takes over (no new thread
+        # can start at interpreter shutdown).
+        self._stopping.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        try:
+            while True:
+                drain(should_stop=lambda: time.monotonic() >= deadline)
+                due = Message.objects.next_due()
+                if due is None:
+                    break
+                wait = max(MIN_SLEEP, (due - timezone.now()).total_seconds())
+                if time.monotonic() + wait >= deadline:
+                    break
+                time.sleep(wait)  # nothing announces a due retry
+            messages = Message.objects.pending().count()
+            changes = _unsent_changes().count()
+            left = " and ".join(
+                f"{count} {noun}{'s' if count > 1 else ''}"
+                for count, noun in ((messages, "message"), (changes, "unprocessed change"))
+                if count
+            )
+        except Exception:
+            logger.exception("Delivery before exit failed")
+            left = "what was saved"
+        finally:
+            connections.close_all()
+        if left:
+            sys.stderr.write(
+                f"django-flowdock: {left} not delivered to Flowdock before exit; left in "
+                "the outbox for the next process that delivers (a web server, or "
+                "manage.py flowdock_worker).\n"
+            )
+
+
+#: Every backend of this process, reset in a forked child.
+_backends: weakref.WeakSet[ImmediateBackend] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for backend in list(_backends):
+        backend._reset()
+        if backend._serving:
+            backend._wake_thread(polling=True)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def deliver_on_start() -> None:
+    """Called from ``AppConfig.ready()``: a web server process (see
+    :func:`process_role`) starts delivering what earlier processes left."""
+    if process_role() != "server":
+        return
+    from django_flowdock.delivery import get_backend
+
+    try:
+        backend = get_backend()
+    except FlowdockConfigurationError:
+        return  # check django_flowdock.E007 says what to fix
+    if isinstance(backend, ImmediateBackend):
+        backend.serve()
+
+
+def _unsent_changes() -> QuerySet[Change]:
+    # One whose objects could not be read keeps its error and is never fanned out.
+    return Change.objects.filter(fanned_out=False, error="")
+
+
+def _outbox_waiting() -> bool:
+    """Whether anything waits for delivery: one query, stopping at the first row."""
+    changes = _unsent_changes().values_list("pk")
+    return changes.union(Message.objects.pending().values_list("pk"), all=True).exists()
 
 
 def _seconds_until_due() -> float | None:
@@ -90,4 +317,4 @@ def _seconds_until_due() -> float | None:
     due = Message.objects.next_due()
     if due is None:
         return None
-    return min(MAX_SLEEP, max(MIN_SLEEP, (due - timezone.now()).total_seconds()))
+    return max(MIN_SLEEP, (due - timezone.now()).total_seconds())
