@@ -220,9 +220,11 @@ def _thread_identity(comment: Any) -> dict[str, Any] | None:
     key = _thread_key_field(comment)
     try:
         if key is not None and not key.is_cached(comment) and key.target_field.primary_key:
-            pk = getattr(comment, key.attname)
-            return None if pk is None else {"model": key.related_model._meta.label_lower, "pk": pk}
-        thread = option(comment, "thread")
+            model, pk = key.related_model, getattr(comment, key.attname)
+        else:
+            thread = option(comment, "thread")
+            model, pk = type(thread), getattr(thread, "pk", None)
+        return None if pk is None else {"model": model._meta.label_lower, "pk": pk}
     except ImproperlyConfigured:
         raise
     except Exception:
@@ -233,9 +235,6 @@ def _thread_identity(comment: Any) -> dict[str, Any] | None:
             exc_info=True,
         )
         return None
-    if thread is None:
-        return None
-    return {"model": thread._meta.label_lower, "pk": thread.pk}
 
 
 def _thread_key_field(comment: Any) -> Any:
