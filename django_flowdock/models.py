@@ -13,6 +13,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models, router, transaction
 from django.db.models import Min, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -199,7 +200,9 @@ class Change(models.Model):
     later fans it out to the receiving sources as :class:`Message` rows and renders
     it from the object as it is then. ``values`` is JSON text: ``{"old": {...},
     "new": {...}}`` for updates (the attributes that changed), ``{"last": {...}}`` for
-    deletions (every concrete field, to render a thread whose object is gone).
+    deletions (every concrete field and the related pks of every many-to-many field,
+    to render a thread whose object is gone), and for comments the comment's fields and
+    its thread's model and pk (to render a discussion whose comment or thread is gone).
     """
 
     class Event(models.TextChoices):
@@ -304,10 +307,10 @@ class MessageQuerySet(models.QuerySet["Message"]):
         now = now or timezone.now()
         heads = self.first_in_line()
         free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-        held = Q(source__held_until__gt=now)
+        # A head is due when both its own retry time and its source's hold have passed.
+        due_at = Greatest("next_attempt_at", Coalesce("source__held_until", "next_attempt_at"))
         times = [
-            heads.filter(free).exclude(held).aggregate(at=Min("next_attempt_at"))["at"],
-            heads.filter(free, held).aggregate(at=Min("source__held_until"))["at"],
+            heads.filter(free).aggregate(at=Min(due_at))["at"],
             heads.exclude(free).aggregate(at=Min("claimed_until"))["at"],
         ]
         return min((t for t in times if t is not None), default=None)

@@ -15,10 +15,14 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from django_flowdock.conf import DEFAULTS
+from django_flowdock.delivery.engine import drain
 from django_flowdock.models import Message, Source
 from tests.local_api import RecordingServer
 from tests.test_worker_processes import BOOT, ROOT, database_url
@@ -122,3 +126,44 @@ def test_an_outage_of_minutes_loses_nothing_and_recovers_within_seconds_by_defau
     # An operator sees the outage start, once per source, and its end.
     assert worker_log.count("Flowdock does not take messages for source") == 2, worker_log
     assert worker_log.count("again after") == 2, worker_log
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite",
+    reason="the simulated clock is this host's; SQLite has no server clock to disagree",
+)
+def test_an_hour_long_outage_on_a_simulated_clock_fails_nothing_and_probes_every_10s(
+    db, flowdock, settings, monkeypatch
+):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, **DEFAULT_DELIVERY}
+    sources = [Source.objects.create(name=f"Flow {n}", flow_token=f"token-{n}") for n in range(2)]
+    tickets = [Ticket.objects.create(subject=f"Ticket {n}") for n in range(5)]
+    save_history(tickets, 1)
+    now = [timezone.now()]
+    monkeypatch.setattr(timezone, "now", lambda: now[0])
+    flowdock.status = 503
+    end = now[0] + timedelta(hours=1)
+    while now[0] < end:  # the clock jumps to whenever something is next due
+        drain()
+        now[0] = max(Message.objects.next_due(), now[0] + timedelta(milliseconds=100))
+    probes = defaultdict(int)
+    for request in flowdock.requests:
+        probes[request["flow_token"]] += 1
+    flowdock.status = 202
+    for _ in range(6):  # the next probe is at most BACKOFF_MAX (10 s) away
+        drain()
+        now[0] += timedelta(seconds=2)
+    print(f"\nposts per source during a simulated hour down: {dict(probes)}")
+    assert not Message.objects.exclude(state="sent").exists()
+    for source in sources:
+        assert 3600 / 12 <= probes[source.flow_token] <= 3600 / 8 + 4, dict(probes)
+    made = defaultdict(list)
+    for uuid, key, token in Message.objects.order_by("pk").values_list(
+        "uuid", "thread_key", "source__flow_token"
+    ):
+        made[key, token].append(str(uuid))
+    arrived = defaultdict(list)
+    for request in flowdock.requests:
+        if request["status"] == 202:
+            arrived[request["external_thread_id"], request["flow_token"]].append(request["uuid"])
+    assert arrived == made

@@ -56,6 +56,8 @@ def test_a_run_with_retries_schedules_a_follow_up_at_the_retry_time(
     drain_outbox.call()
     (follow_up,) = backend.results
     message = Message.objects.get()
-    assert follow_up.task.run_after == message.next_attempt_at
+    source.refresh_from_db()
+    # Due once both its own retry and its source's hold have passed.
+    assert follow_up.task.run_after == max(message.next_attempt_at, source.held_until)
     assert message.next_attempt_at > timezone.now()
     backend.clear()

@@ -3,6 +3,7 @@ Flowdock answers to a post and from the app's own messages coming back in the fl
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from django_flowdock.conversations.models import FlowCursor, ThreadLink
-from django_flowdock.delivery.fanout import load
+from django_flowdock.delivery.fanout import captured_thread, load
 from django_flowdock.models import Change, Message, Source
 from django_flowdock.threads.options import option
 
@@ -30,7 +31,11 @@ def thread_object(message: Message) -> tuple[str, str] | None:
         return None
     if change.event != Change.Event.COMMENTED:
         return change.model, change.object_pk
-    comment = load(change.model, change.object_pk)
+    captured = captured_thread(json.loads(change.values or "{}"))
+    if captured is not None:  # no row read: the comment or its thread may be gone
+        model, pk = captured
+        return model._meta.concrete_model._meta.label_lower, pk
+    comment = load(change.model, change.object_pk, change)
     thread = None if comment is None else option(comment, "thread")
     if thread is None:
         return None
