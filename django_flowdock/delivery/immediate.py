@@ -214,7 +214,7 @@ class ImmediateBackend(BaseBackend):
                 failures = 0
             except Exception:
                 sleep = min(ERROR_SLEEP * 2**failures, max(poll, ERROR_SLEEP))
-                failures += 1
+                failures = min(failures + 1, 10)  # the cap is reached long before
                 idle = False
                 logger.exception("Delivery round failed; trying again in %.0fs", sleep)
             finally:
@@ -238,9 +238,7 @@ class ImmediateBackend(BaseBackend):
         # can start at interpreter shutdown).
         self._stopping.set()
         self._wake.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         try:
             while True:
                 drain(should_stop=lambda: time.monotonic() >= deadline)
