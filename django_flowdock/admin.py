@@ -6,7 +6,6 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import django
 from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
@@ -85,8 +84,6 @@ class SecretFieldsForm(forms.ModelForm):
         return cleaned
 
 
-# Django 5 warns unless the scheme is chosen; 4.2 has no such argument.
-_URL_SCHEME: dict[str, Any] = {"assume_scheme": "https"} if django.VERSION >= (5, 0) else {}
 
 
 class OAuthApplicationForm(SecretFieldsForm):
@@ -95,7 +92,7 @@ class OAuthApplicationForm(SecretFieldsForm):
         label=_("API URL"),
         required=False,
         help_text=_('Leave empty to use FLOWDOCK["API_URL"].'),
-        **_URL_SCHEME,
+        assume_scheme="https",
     )
 
     class Meta:

@@ -2,7 +2,6 @@
 
 import os
 
-import django
 import environ
 
 env = environ.Env()
@@ -64,11 +63,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(os.path.dirname(__file__), f".test_{_suffix}.sqlite3")
     }
-    if django.VERSION >= (5, 1):
-        # Writers wait for each other (busy timeout) instead of failing at once when a
-        # read transaction would have to become a write one: the default backend
-        # delivers from a thread of its own, beside the test's own writes.
-        DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE"}
+    # Writers wait for each other (busy timeout) instead of failing at once when a read
+    # transaction would have to become a write one: the default backend delivers from a
+    # thread of its own, beside the test's own writes.
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE"}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_flowdock_{_suffix}"}
 

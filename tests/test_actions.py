@@ -1,6 +1,5 @@
 """Declared actions become the thread's schema.org actions and run as the linked user."""
 
-import django
 import pytest
 from django.core import signing
 from django.db import models
@@ -214,7 +213,6 @@ def test_second_action_runs_as_well(db, client):
     assert ticket.state == "solved"
 
 
-@pytest.mark.skipif(django.VERSION < (5, 1), reason="LoginRequiredMiddleware is new in Django 5.1")
 def test_action_endpoint_works_behind_login_required_middleware(db, client, settings):
     settings.MIDDLEWARE = [
         *settings.MIDDLEWARE,

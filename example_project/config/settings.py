@@ -6,7 +6,6 @@ every value has a default that works on a fresh clone.
 
 from pathlib import Path
 
-import django
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -64,13 +63,8 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    if django.VERSION >= (5, 1):
-        # Saves wait for the delivery thread's writes instead of failing (check W004).
-        DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
-    else:
-        # Django 4.2 has no IMMEDIATE mode. The one-person demo accepts the rare
-        # "database is locked" W004 warns of; a real site would use the worker backend.
-        SILENCED_SYSTEM_CHECKS = ["django_flowdock.W004"]
+    # Saves wait for the delivery thread's writes instead of failing (check W004).
+    DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
