@@ -101,6 +101,7 @@ _SHAPES: dict[str, tuple[Any, str]] = {
     "PRUNE_AFTER_DAYS": (lambda v: v is None or _number(v), "None or days >= 0"),
     "OAUTH_SCOPES": (_strings, "a list of scope names"),
     "CLAIM_MAX_AGE": (_positive_int, "seconds, a whole number >= 1"),
+    "ACTION_TOKEN_LEEWAY": (lambda v: _number(v) and v <= 60, "seconds from 0 to 60"),
     "STREAM_URL": (lambda v: v is None or isinstance(v, str), "None or a URL string"),
     "CONVERSATION_AUTHOR": (lambda v: v is None or isinstance(v, str), "None or a username"),
 }

@@ -207,6 +207,9 @@ def test_sqlite_without_immediate_transactions_is_w004_with_the_fix(settings):
         ("OAUTH_SCOPES", "flow integration"),
         ("DEFAULT_AUTHOR", {"email": "ops@example.com"}),
         ("CLAIM_TIMEOUT", True),
+        ("ACTION_TOKEN_LEEWAY", "10"),
+        ("ACTION_TOKEN_LEEWAY", 600),
+        ("POLL_INTERVAL", 0),
     ],
 )
 def test_setting_of_the_wrong_shape_is_e031_naming_it_and_its_default(settings, name, value):
