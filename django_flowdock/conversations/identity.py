@@ -34,7 +34,7 @@ def thread_object(message: Message) -> tuple[str, str] | None:
     captured = captured_thread(json.loads(change.values or "{}"))
     if captured is not None:  # no row read: the comment or its thread may be gone
         model, pk = captured
-        return model._meta.concrete_model._meta.label_lower, pk
+        return (model._meta.concrete_model or model)._meta.label_lower, pk
     comment = load(change.model, change.object_pk, change)
     thread = None if comment is None else option(comment, "thread")
     if thread is None:
@@ -42,11 +42,12 @@ def thread_object(message: Message) -> tuple[str, str] | None:
     return thread._meta.concrete_model._meta.label_lower, str(thread.pk)
 
 
-def link_thread(message: Message, flowdock_thread_id: str) -> None:
-    """Keep ``flowdock_thread_id`` for the message's item; two processes may race."""
+def link_thread(message: Message, flowdock_thread_id: str, *, replace: bool = True) -> bool:
+    """Keep ``flowdock_thread_id`` for the message's item; two processes may race.
+    With ``replace=False`` a link already learnt is kept as it is. True if written."""
     shown = thread_object(message)
     if shown is None:
-        return
+        return False
     values: dict[str, Any] = {
         "flowdock_thread_id": flowdock_thread_id,
         "model": shown[0],
@@ -55,9 +56,14 @@ def link_thread(message: Message, flowdock_thread_id: str) -> None:
     key: dict[str, Any] = {"source_id": message.source_id, "thread_key": message.thread_key}
     try:
         with transaction.atomic():
-            ThreadLink.objects.update_or_create(**key, defaults=values)
+            if replace:
+                ThreadLink.objects.update_or_create(**key, defaults=values)
+                return True
+            return ThreadLink.objects.get_or_create(**key, defaults=values)[1]
     except IntegrityError:
-        ThreadLink.objects.filter(**key).update(**values)
+        if replace:
+            ThreadLink.objects.filter(**key).update(**values)
+        return replace
 
 
 def remember_posted_thread(sender: Any, message: Message, response: Any, **kwargs: Any) -> None:
@@ -81,9 +87,27 @@ def remember_posted_thread(sender: Any, message: Message, response: Any, **kwarg
         )
 
 
+def _posted_as(posted: Message, data: dict[str, Any]) -> bool:
+    """Whether the flow's message shows what ``posted`` sent: its event, title and
+    author. Another integration reusing our ``uuid`` (unique in a flow only by
+    convention) does not post our content."""
+    payload = posted.payload or {}
+    author, sent_author = data.get("author"), payload.get("author")
+    author = author if isinstance(author, dict) else {}
+    sent_author = sent_author if isinstance(sent_author, dict) else {}
+    return (
+        data.get("event") == posted.event
+        and (data.get("title") or "") == (payload.get("title") or "")
+        and (author.get("name") or "") == (sent_author.get("name") or "")
+    )
+
+
 def learn_from_own_message(source_ids: list[int], data: dict[str, Any]) -> bool:
-    """An inbox message of the flow carrying the ``uuid`` of one of our posts names the
-    item's thread (a post answered ``202`` did not). True if a link was written."""
+    """An inbox message of the flow that one of our sources posted names its item's
+    thread (a post answered ``202`` did not). It is ours when it carries the ``uuid``
+    of one of our posts *and* that post's content; a link already learnt is never
+    replaced from the flow (only our own post's answer does that). True if a link was
+    written."""
     thread_id, given = data.get("thread_id"), data.get("uuid")
     if not thread_id or not given:
         return False
@@ -98,5 +122,14 @@ def learn_from_own_message(source_ids: list[int], data: dict[str, Any]) -> bool:
     )
     if posted is None:
         return False
-    link_thread(posted, str(thread_id))
-    return True
+    if not _posted_as(posted, data):
+        logger.warning(
+            "Flow message %s reuses the uuid of our message %s but not its content; "
+            "its thread %s is not linked to %s.",
+            data.get("id"),
+            posted.pk,
+            thread_id,
+            posted.thread_key,
+        )
+        return False
+    return link_thread(posted, str(thread_id), replace=False)

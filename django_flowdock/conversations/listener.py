@@ -1,33 +1,39 @@
 """Reading the connected flows: a catch-up pass through the REST API, then the
 Streaming API, resumed from the flow's cursor after every disconnect or restart.
 
-Each flow is read by one thread with the OAuth token of one of its sources (scope
-``flow``). Every message is applied in its own transaction with the cursor (see
-:mod:`.replies`), so a listener killed at any point loses nothing and applies nothing
-twice when it starts again.
+Each flow is read by one thread with the OAuth grant of one of its sources (scope
+``flow``), through the accessor that refreshes it (:func:`.oauth.access_token`), and
+refreshed once more when Flowdock answers ``401``. The listener reads the connected
+sources again every ``FLOW_REFRESH`` seconds, so flows connected, deactivated or
+removed while it runs are followed without a restart. Every message is applied in its
+own transaction with the cursor (see :mod:`.replies`), so a listener killed at any
+point loses nothing and applies nothing twice when it starts again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+import requests
 from django.db import close_old_connections, connections
 
+from django_flowdock.api import oauth
 from django_flowdock.api.client import FlowdockClient
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.conversations.models import FlowCursor
-from django_flowdock.conversations.replies import receive
+from django_flowdock.conversations.replies import receive, retry_due
 from django_flowdock.delivery.engine import backoff
-from django_flowdock.models import Source
+from django_flowdock.exceptions import FlowdockError, FlowdockOAuthError, FlowdockTransientError
+from django_flowdock.models import OAuthToken, Source
 
 logger = logging.getLogger("django_flowdock.conversations")
 
@@ -35,20 +41,29 @@ logger = logging.getLogger("django_flowdock.conversations")
 PAGE = 100
 #: Seconds without a byte (Flowdock sends keep-alives) before the stream is reopened.
 STREAM_IDLE_TIMEOUT = 60.0
+#: Seconds between two reads of the connected sources (new, deactivated, removed).
+FLOW_REFRESH = 10.0
+#: Seconds before a flow whose grant Flowdock refused is tried again (a grant renewed
+#: by connecting the flow again is picked up at once, as a changed flow).
+REFUSED_RETRY = 300.0
 HOSTED_API = "https://api.flowdock.com"
 HOSTED_STREAM = "https://stream.flowdock.com"
+#: The prefix of the ``error_message`` the listener sets on a source, so that it
+#: clears only its own message once the flow is read again.
+ERROR_PREFIX = "Conversations: "
 
 
-@dataclass
+@dataclass(frozen=True)
 class Flow:
     """One flow to read: its id and ``org/flow`` path, the sources shown in it, and
-    the token it is read with."""
+    the OAuth grant it is read with (loaded for every connection, so a refresh made
+    by another process or thread is used)."""
 
     flow_id: str
     path: str
     api_url: str
-    access_token: str = field(repr=False)
-    source_ids: list[int] = field(default_factory=list)
+    token_id: int
+    source_ids: tuple[int, ...] = ()
 
 
 def connected_flows() -> list[Flow]:
@@ -66,7 +81,9 @@ def connected_flows() -> list[Flow]:
             continue
         flow = flows.get(source.flow_id)
         if flow is not None:
-            flow.source_ids.append(source.pk)
+            flows[source.flow_id] = Flow(
+                flow.flow_id, flow.path, flow.api_url, flow.token_id, (*flow.source_ids, source.pk)
+            )
             continue
         scopes = set(token.scope.replace(",", " ").split())
         if scopes and "flow" not in scopes:
@@ -80,24 +97,59 @@ def connected_flows() -> list[Flow]:
         if not source.flow_path:
             logger.warning("Source %s has no flow path; its flow is not read.", source.pk)
             continue
-        api_url = source.get_api_url()
         flows[source.flow_id] = Flow(
             source.flow_id,
             source.flow_path.strip("/"),
-            api_url.rstrip("/"),
-            token.access_token,
-            [source.pk],
+            source.get_api_url().rstrip("/"),
+            token.pk,
+            (source.pk,),
         )
     return list(flows.values())
 
 
-def _authorization(flow: Flow) -> dict[str, str]:
-    return {"Authorization": f"Bearer {flow.access_token}"}
+class GrantRefused(Exception):
+    """Flowdock refused the flow's OAuth grant and a refresh did not help: a person
+    must connect the flow again."""
+
+
+def authorized(flow: Flow, send: Callable[[dict[str, str]], requests.Response]) -> Any:
+    """``send(headers)`` with the flow's access token, refreshed before it expires and
+    once more if Flowdock answers ``401`` (revoked early, or a clock apart)."""
+    token = OAuthToken.objects.select_related("application").get(pk=flow.token_id)
+    for attempt in (1, 2):
+        try:
+            bearer = oauth.access_token(token)
+        except FlowdockOAuthError as exc:
+            if isinstance(exc.__cause__, requests.RequestException):
+                raise  # Flowdock could not be reached: back off and try again
+            raise GrantRefused(str(exc)) from exc
+        try:
+            return send({"Authorization": f"Bearer {bearer}"})
+        except FlowdockError as exc:
+            if exc.status_code != 401:
+                raise
+            if attempt == 2 or not token.refresh_token:
+                raise GrantRefused(f"Flowdock refused the OAuth token (401): {exc}") from exc
+            logger.info("Flow %s: the OAuth token was refused (401); refreshing it", flow.path)
+            try:
+                oauth.refresh(token)
+            except FlowdockOAuthError as refused:
+                if isinstance(refused.__cause__, requests.RequestException):
+                    raise
+                raise GrantRefused(str(refused)) from refused
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _messages_path(flow: Flow) -> str:
     organization, _, name = flow.path.partition("/")
     return f"/flows/{quote(organization)}/{quote(name)}/messages"
+
+
+def _get_json(flow: Flow, client: FlowdockClient, params: dict[str, Any]) -> Any:
+    return authorized(
+        flow,
+        lambda headers: client.request("GET", _messages_path(flow), params=params, headers=headers),
+    ).json()
 
 
 def cursor_of(flow: Flow, client: FlowdockClient) -> int:
@@ -108,9 +160,7 @@ def cursor_of(flow: Flow, client: FlowdockClient) -> int:
     )
     if found:
         return found[0]
-    latest = client.request(
-        "GET", _messages_path(flow), params={"limit": 1}, headers=_authorization(flow)
-    ).json()
+    latest = _get_json(flow, client, {"limit": 1})
     start = max((int(item["id"]) for item in latest), default=0)
     cursor, _ = FlowCursor.objects.get_or_create(
         flow_id=flow.flow_id, defaults={"last_message_id": start}
@@ -125,12 +175,7 @@ def catch_up_flow(flow: Flow, client: FlowdockClient | None = None) -> int:
     read = 0
     while True:
         since = cursor_of(flow, client)
-        page = client.request(
-            "GET",
-            _messages_path(flow),
-            params={"since_id": since, "sort": "asc", "limit": PAGE},
-            headers=_authorization(flow),
-        ).json()
+        page = _get_json(flow, client, {"since_id": since, "sort": "asc", "limit": PAGE})
         for data in page:
             receive(flow.flow_id, flow.source_ids, data)
         read += len(page)
@@ -139,142 +184,239 @@ def catch_up_flow(flow: Flow, client: FlowdockClient | None = None) -> int:
 
 
 def catch_up() -> int:
-    """One catch-up pass over every connected flow, for a periodic Celery or Django
-    Tasks task; returns how many messages were read. Errors propagate (let the task
-    queue retry)."""
-    return sum(catch_up_flow(flow) for flow in connected_flows())
+    """One catch-up pass over every connected flow, and the failed replies that are
+    due again, for a periodic Celery or Django Tasks task; returns how many messages
+    were read. Errors propagate (let the task queue retry); a flow whose grant
+    Flowdock refused is marked on its sources and skipped."""
+    read = 0
+    for flow in connected_flows():
+        try:
+            read += catch_up_flow(flow)
+        except GrantRefused as exc:
+            mark_refused(flow, exc)
+            continue
+        clear_refused(flow)
+    retry_due()
+    return read
+
+
+def mark_refused(flow: Flow, error: Exception) -> None:
+    """Show why the flow is not read on its sources (the admin's error column) and in
+    the log."""
+    message = (
+        f"{ERROR_PREFIX}Flowdock refused the OAuth grant used to read flow {flow.path}: "
+        f"{error} Connect the flow again to read its replies."
+    )
+    logger.error("%s", message)
+    Source.objects.filter(pk__in=flow.source_ids).exclude(error_message=message).update(
+        error_message=message
+    )
+
+
+def clear_refused(flow: Flow) -> None:
+    Source.objects.filter(pk__in=flow.source_ids, error_message__startswith=ERROR_PREFIX).update(
+        error_message=""
+    )
 
 
 def stream_url(flow: Flow) -> str:
     base = flowdock_settings.STREAM_URL
     if not base:
         base = HOSTED_STREAM if flow.api_url == HOSTED_API else f"{flow.api_url}/stream"
+    return base.rstrip("/")
+
+
+def stream_path(flow: Flow) -> str:
     organization, _, name = flow.path.partition("/")
-    return f"{base.rstrip('/')}/flows/{quote(organization)}/{quote(name)}"
+    return f"/flows/{quote(organization)}/{quote(name)}"
 
 
-def events(response: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
-    """The messages of an Event-Stream (keep-alive comments skipped)."""
+def events(chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:
+    """The messages of an Event-Stream read as ``chunks`` arrive (keep-alive comments
+    skipped)."""
+    buffer = b""
     data: list[str] = []
-    while True:
-        line = response.readline()
-        if not line:
-            return  # the server closed the stream
-        text = line.decode("utf-8").rstrip("\r\n")
-        if not text:
-            if data:
-                yield json.loads("\n".join(data))
-            data = []
-        elif text.startswith("data:"):
-            data.append(text[5:].removeprefix(" "))
+    for chunk in chunks:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            text = line.decode("utf-8").rstrip("\r")
+            if not text:
+                if data:
+                    yield json.loads("\n".join(data))
+                data = []
+            elif text.startswith("data:"):
+                data.append(text[5:].removeprefix(" "))
 
 
-class StreamError(Exception):
-    pass
+def _arriving(response: requests.Response) -> Iterator[bytes]:
+    """The response's bytes as soon as they arrive (``read1``: whatever is there,
+    without waiting for a full buffer), until the server closes the stream."""
+    raw = response.raw
+    while chunk := raw.read1(65536):
+        yield chunk
 
 
 class FlowReader:
     """Reads one flow until stopped: catch up, stream, back off after an error."""
 
-    def __init__(self, flow: Flow, stopping: threading.Event) -> None:
+    def __init__(self, flow: Flow, stopping: threading.Event | None = None) -> None:
         self.flow = flow
-        self.stopping = stopping
-        #: The open stream's socket (http.client lets go of it once the response is
-        #: read until the server closes), for :meth:`interrupt`.
-        self.socket: socket.socket | None = None
+        self.stopping = stopping or threading.Event()
+        #: The open stream, for :meth:`interrupt`.
+        self.response: requests.Response | None = None
         self.failures = 0
 
     def run(self) -> None:
         try:
             while not self.stopping.is_set():
-                try:
-                    close_old_connections()
-                    catch_up_flow(self.flow)
-                    self.stream()
-                except Exception as exc:
-                    if self.stopping.is_set():
-                        break
-                    self.failures += 1
-                    delay = max(1.0, backoff(self.failures))
-                    logger.warning(
-                        "Reading flow %s failed (%s); again in %.1fs", self.flow.path, exc, delay
-                    )
+                delay = self.read_once()
+                if delay:
                     self.stopping.wait(delay)
         finally:
             connections.close_all()
 
+    def read_once(self) -> float:
+        """Catch up and stream until the stream ends; return how long to wait before
+        the next read (0 after a stream that ended normally)."""
+        try:
+            close_old_connections()
+            catch_up_flow(self.flow)
+            clear_refused(self.flow)
+            self.stream()
+            return 0.0
+        except GrantRefused as exc:
+            if self.stopping.is_set():
+                return 0.0
+            mark_refused(self.flow, exc)
+            return REFUSED_RETRY
+        except Exception as exc:
+            if self.stopping.is_set():
+                return 0.0
+            self.failures += 1
+            delay = max(1.0, backoff(self.failures))
+            expected = isinstance(exc, (FlowdockTransientError, requests.RequestException))
+            logger.warning(
+                "Reading flow %s failed (%s: %s); again in %.1fs",
+                self.flow.path,
+                type(exc).__name__,
+                exc,
+                delay,
+                exc_info=not expected,
+            )
+            return delay
+
     def stream(self) -> None:
         """Read the flow's stream from its cursor until it ends or fails."""
-        url = urlsplit(stream_url(self.flow))
-        connection_class = (
-            http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        if self.stopping.is_set():
+            return
+        since = FlowCursor.objects.get(flow_id=self.flow.flow_id).last_message_id
+        connect_timeout = FlowdockClient().timeout
+        if isinstance(connect_timeout, tuple):
+            connect_timeout = connect_timeout[0]
+        client = FlowdockClient(
+            stream_url(self.flow), timeout=(connect_timeout, STREAM_IDLE_TIMEOUT)
         )
-        connection = connection_class(url.hostname or "", url.port, timeout=STREAM_IDLE_TIMEOUT)
+        response = authorized(
+            self.flow,
+            lambda headers: client.request(
+                "GET",
+                stream_path(self.flow),
+                stream=True,
+                headers={**headers, "Accept": "text/event-stream", "Last-Event-ID": str(since)},
+            ),
+        )
+        self.response = response
         try:
-            connection.connect()
-            self.socket = connection.sock
             if self.stopping.is_set():
                 return
-            since = FlowCursor.objects.get(flow_id=self.flow.flow_id).last_message_id
-            connection.request(
-                "GET",
-                url.path,
-                headers={
-                    **_authorization(self.flow),
-                    "Accept": "text/event-stream",
-                    "Last-Event-ID": str(since),
-                    "User-Agent": "django-flowdock",
-                },
-            )
-            response = connection.getresponse()
-            if response.status != 200:
-                raise StreamError(f"the stream answered {response.status}")
             logger.info("Streaming flow %s after message %s", self.flow.path, since)
             self.failures = 0
-            for data in events(response):
+            for data in events(_arriving(response)):
                 if "id" in data:
                     receive(self.flow.flow_id, self.flow.source_ids, data)
         finally:
-            self.socket = None
-            connection.close()
-
-    def interrupt(self) -> None:
-        """Unblock a stream waiting for its next line (called from another thread)."""
-        sock = self.socket
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-class Listener:
-    """Reads every connected flow, one thread each, until :meth:`stop`."""
-
-    def __init__(self, flows: Callable[[], list[Flow]] = connected_flows) -> None:
-        self.flows = flows
-        self.stopping = threading.Event()
-        self.readers: list[FlowReader] = []
+            self.response = None
+            response.close()
 
     def stop(self) -> None:
         self.stopping.set()
-        for reader in self.readers:
-            reader.interrupt()
+        self.interrupt()
+
+    def interrupt(self) -> None:
+        """Unblock a stream waiting for its next bytes (called from another thread):
+        shut its socket down through a duplicate of its descriptor (``http.client``
+        drops its own reference to the socket of a response read until close)."""
+        response = self.response
+        if response is None:
+            return
+        with (
+            contextlib.suppress(OSError, ValueError),
+            socket.socket(fileno=os.dup(response.raw.fileno())) as sock,
+        ):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class Listener:
+    """Reads every connected flow, one thread each, until :meth:`stop`; reads the
+    connected sources again every ``FLOW_REFRESH`` seconds and starts, restarts or
+    stops readers to match, and applies again the failed replies that are due."""
+
+    def __init__(
+        self, flows: Callable[[], list[Flow]] = connected_flows, refresh: float = FLOW_REFRESH
+    ) -> None:
+        self.flows = flows
+        self.refresh = refresh
+        self.stopping = threading.Event()
+        self.readers: dict[str, tuple[FlowReader, threading.Thread]] = {}
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for reader, _thread in list(self.readers.values()):
+            reader.stop()
+
+    def follow(self, flows: list[Flow]) -> None:
+        """Start a reader for each new flow; stop those of flows gone or changed (a
+        source added or removed, another grant)."""
+        wanted = {flow.flow_id: flow for flow in flows}
+        for flow_id, (reader, thread) in list(self.readers.items()):
+            if wanted.get(flow_id) != reader.flow:
+                logger.info("Flow %s changed or was disconnected: its reader stops", flow_id)
+                reader.stop()
+                thread.join(timeout=STREAM_IDLE_TIMEOUT)
+                del self.readers[flow_id]
+        for flow_id, flow in wanted.items():
+            if flow_id in self.readers or self.stopping.is_set():
+                continue
+            reader = FlowReader(flow)
+            thread = threading.Thread(
+                target=reader.run, name=f"flowdock-listen-{flow.path}", daemon=True
+            )
+            self.readers[flow_id] = (reader, thread)
+            thread.start()
+            logger.info("Reading flow %s", flow.path)
 
     def run(self) -> None:
-        flows = self.flows()
-        close_old_connections()
-        if not flows:
-            logger.warning(
-                "No flow to read: no active source has an OAuth token with the scope 'flow'."
-            )
-        self.readers = [FlowReader(flow, self.stopping) for flow in flows]
-        threads = [
-            threading.Thread(target=reader.run, name=f"flowdock-listen-{reader.flow.path}")
-            for reader in self.readers
-        ]
-        for thread in threads:
-            thread.daemon = True
-            thread.start()
-        # Join with a timeout so the main thread keeps handling signals.
-        while any(thread.is_alive() for thread in threads):
-            for thread in threads:
-                thread.join(timeout=0.2)
+        warned = False
+        try:
+            while not self.stopping.is_set():
+                try:
+                    close_old_connections()
+                    flows = self.flows()
+                    if not flows and not warned:
+                        logger.warning(
+                            "No flow to read: no active source has an OAuth token with the "
+                            "scope 'flow'. Waiting for one to be connected."
+                        )
+                    warned = not flows
+                    self.follow(flows)
+                    retry_due()
+                except Exception:
+                    logger.exception("Conversations: following the connected flows failed")
+                # Waiting on the event keeps the main thread free for signals.
+                self.stopping.wait(self.refresh)
+        finally:
+            self.stop()
+            for _reader, thread in self.readers.values():
+                thread.join(timeout=STREAM_IDLE_TIMEOUT)
+            connections.close_all()

@@ -51,10 +51,24 @@ class FlowCursor(models.Model):
         return f"{self.flow_id} @ {self.last_message_id}"
 
 
+class ReceivedMessageQuerySet(models.QuerySet["ReceivedMessage"]):
+    def failed(self) -> ReceivedMessageQuerySet:
+        return self.filter(state=ReceivedMessage.State.FAILED)
+
+    def due(self) -> ReceivedMessageQuerySet:
+        """Failed replies whose next automatic attempt is due."""
+        return self.failed().filter(next_attempt_at__lte=timezone.now())
+
+
 class ReceivedMessage(models.Model):
-    """A chat message that became a comment, written in the comment's transaction: the
+    """A chat message read in a known thread, written in the comment's transaction: the
     unique (flow, message) pair makes applying one twice impossible, whichever
-    listener process sees it."""
+    listener process sees it. A reply whose hook raised is kept ``failed``, with its
+    traceback and the message as Flowdock sent it, and tried again with backoff."""
+
+    class State(models.TextChoices):
+        APPLIED = "applied", _("applied")
+        FAILED = "failed", _("failed")
 
     flow_id = models.CharField(_("flow ID"), max_length=100)
     message_id = models.BigIntegerField(_("message ID"))
@@ -65,6 +79,16 @@ class ReceivedMessage(models.Model):
     comment_pk = models.CharField(_("comment ID"), max_length=64, blank=True)
     flowdock_user_id = models.CharField(_("Flowdock user ID"), max_length=100, blank=True)
     received_at = models.DateTimeField(_("received"), default=timezone.now)
+    state = models.CharField(
+        _("state"), max_length=10, choices=State.choices, default=State.APPLIED
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=1)
+    last_error = models.TextField(_("last error"), blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    #: The message as Flowdock sent it, kept while it has not been applied.
+    data = models.JSONField(_("message"), default=dict, blank=True)
+
+    objects = ReceivedMessageQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("received message")
@@ -74,6 +98,7 @@ class ReceivedMessage(models.Model):
                 fields=["flow_id", "message_id"], name="flowdock_received_message_unique"
             )
         ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
 
     def __str__(self) -> str:
         return f"{self.flow_id}#{self.message_id} → {self.comment_model}:{self.comment_pk}"

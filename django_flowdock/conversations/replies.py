@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
-from django.db import DatabaseError, IntegrityError, models, transaction
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
 
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.context import acting_as, receiving_from_flowdock
@@ -33,6 +35,17 @@ logger = logging.getLogger("django_flowdock.conversations")
 #: integrations (ours among them) and never become comments.
 CHAT_EVENTS = frozenset({"message", "comment"})
 INBOX_EVENTS = frozenset({"activity", "discussion"})
+#: Failed replies tried again per call of :func:`retry_due`.
+PAGE = 100
+#: A failed reply is tried again after 10 s, 20 s, 40 s… and then hourly: a hook that
+#: stays broken is not run (and logged) every few seconds for months.
+RETRY_FIRST = timedelta(seconds=10)
+RETRY_MAX = timedelta(hours=1)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long after its ``attempts``-th failure a reply is tried again."""
+    return min(RETRY_MAX, RETRY_FIRST * 2 ** min(attempts - 1, 16))
 
 
 @dataclass(frozen=True)
@@ -115,8 +128,9 @@ def _advance(flow_id: str, message_id: int) -> None:
 
 def receive(flow_id: str, source_ids: Iterable[int], data: dict[str, Any]) -> str:
     """Apply one message of the flow; return what became of it: ``"comment"``,
-    ``"linked"`` (one of our posts, naming its thread), ``"duplicate"``,
-    ``"ignored"`` or ``"failed"`` (the hook raised; logged and skipped)."""
+    ``"linked"`` (one of our posts, naming its thread), ``"duplicate"`` (this Flowdock
+    message was read before), ``"ignored"`` or ``"failed"`` (the hook raised: recorded
+    with its traceback and tried again later, see :func:`retry_due`)."""
     source_ids = list(source_ids)
     message_id = int(data["id"])
     event = data.get("event")
@@ -136,36 +150,99 @@ def receive(flow_id: str, source_ids: Iterable[int], data: dict[str, Any]) -> st
     if link is None:
         _advance(flow_id, message_id)
         return "ignored"
-    message = chat_message(flow_id, data)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = ReceivedMessage.objects.create(
+                    flow_id=flow_id,
+                    message_id=message_id,
+                    thread_link=link,
+                    flowdock_user_id=str(data.get("user") or ""),
+                )
+        except IntegrityError:
+            # Only the unique (flow, message id) row: read before, by this process
+            # before a restart or by another listener.
+            _advance(flow_id, message_id)
+            return "duplicate"
+        outcome = _apply(record, link, data)
+        _advance(flow_id, message_id)
+    return outcome
+
+
+def _apply(record: ReceivedMessage, link: ThreadLink, data: dict[str, Any]) -> str:
+    """Run the hook in a savepoint of the caller's transaction and record the outcome
+    on ``record``: the hook's own errors (its ``IntegrityError`` too) fail this reply
+    only; the flow's later replies keep flowing."""
     try:
         with transaction.atomic():
-            ReceivedMessage.objects.create(
-                flow_id=flow_id,
-                message_id=message_id,
-                thread_link=link,
-                flowdock_user_id=message.flowdock_user_id,
-            )
-            comment = _create_comment(link, message)
-            if comment is not None:
-                ReceivedMessage.objects.filter(flow_id=flow_id, message_id=message_id).update(
-                    comment_model=comment._meta.label_lower, comment_pk=str(comment.pk)
-                )
-            _advance(flow_id, message_id)
-    except IntegrityError:
-        # Applied before, by this process before a restart or by another listener.
-        _advance(flow_id, message_id)
-        return "duplicate"
-    except DatabaseError:
-        raise  # the listener backs off and reads the message again
-    except Exception:
-        logger.exception(
-            "Flowdock message %s in flow %s could not become a comment; skipped",
-            message_id,
-            flow_id,
+            comment = _create_comment(link, chat_message(record.flow_id, data))
+    except Exception as exc:
+        record.state = ReceivedMessage.State.FAILED
+        record.last_error = traceback.format_exc()
+        record.next_attempt_at = timezone.now() + retry_delay(record.attempts)
+        record.data = data
+        record.save(update_fields=["state", "attempts", "last_error", "next_attempt_at", "data"])
+        logger.error(
+            "Flowdock message %s in flow %s could not become a comment (attempt %d, "
+            "again after %s): %s",
+            record.message_id,
+            record.flow_id,
+            record.attempts,
+            record.next_attempt_at.isoformat(timespec="seconds"),
+            type(exc).__name__,
+            exc_info=True,
         )
-        _advance(flow_id, message_id)
         return "failed"
+    record.state = ReceivedMessage.State.APPLIED
+    record.last_error = ""
+    record.next_attempt_at = None
+    record.data = {}
+    if comment is not None:
+        record.comment_model = comment._meta.label_lower
+        record.comment_pk = str(comment.pk)
+    record.save()
     return "comment" if comment is not None else "ignored"
+
+
+def retry(record_id: int) -> str | None:
+    """Apply one failed reply again; None if it is no longer failed (applied meanwhile
+    by another process)."""
+    with transaction.atomic():
+        record = (
+            ReceivedMessage.objects.select_for_update()
+            .failed()
+            .filter(pk=record_id)
+            .select_related("thread_link")
+            .first()
+        )
+        if record is None:
+            return None
+        record.attempts += 1
+        link = record.thread_link
+        if link is None:  # the object's thread link was deleted: nothing to apply to
+            record.state = ReceivedMessage.State.APPLIED
+            record.save(update_fields=["state", "attempts"])
+            return "ignored"
+        return _apply(record, link, record.data)
+
+
+def retry_due(flow_id: str | None = None) -> int:
+    """Apply again the failed replies whose backoff has passed; return how many were
+    tried. Each is first claimed by moving its next attempt on (a conditional update),
+    so two listeners never apply one twice."""
+    tried = 0
+    due = ReceivedMessage.objects.due().order_by("flow_id", "message_id")
+    if flow_id is not None:
+        due = due.filter(flow_id=flow_id)
+    for pk, attempts, when in due.values_list("pk", "attempts", "next_attempt_at")[:PAGE]:
+        claimed = (
+            ReceivedMessage.objects.due()
+            .filter(pk=pk, next_attempt_at=when)
+            .update(next_attempt_at=timezone.now() + retry_delay(attempts + 1))
+        )
+        if claimed and retry(pk) is not None:
+            tried += 1
+    return tried
 
 
 def _create_comment(link: ThreadLink, message: ChatMessage) -> Any:
