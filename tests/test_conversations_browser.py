@@ -23,7 +23,7 @@ def test_reply_typed_in_the_inbox_becomes_a_reply_on_the_ticket(sandbox, browser
     user = get_user_model().objects.create_user("marty")
     FlowdockUser.objects.create(flowdock_user_id=str(sandbox.credentials["user"]["id"]), user=user)
     ticket, thread_id = ticket_thread("Polish the flux capacitor")
-    listener = spawn_listener(sandbox)
+    listener = spawn_listener(sandbox.url)
     try:
         page = browser_page
         page.goto(f"{sandbox.credentials['flow']['web_url']}?thread={thread_id}")

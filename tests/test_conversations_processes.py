@@ -34,16 +34,17 @@ call_command("flowdock_listen", *sys.argv[1:])
 """
 
 
-def spawn_listener(sandbox) -> subprocess.Popen[str]:
+def spawn_listener(api_url: str, *args: str) -> subprocess.Popen[str]:
+    """``manage.py flowdock_listen`` in a process of its own, against ``api_url``."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": database_url(),
-        "FLOWDOCK_OVERRIDES": json.dumps({"API_URL": sandbox.url}),
+        "FLOWDOCK_OVERRIDES": json.dumps({"API_URL": api_url}),
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.Popen(
-        [sys.executable, "-c", BOOT],
+        [sys.executable, "-c", BOOT, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -58,7 +59,7 @@ def test_listener_killed_mid_burst_loses_no_reply_and_repeats_none(sandbox):
     FlowdockUser.objects.create(flowdock_user_id=str(sandbox.credentials["user"]["id"]), user=user)
     ticket, thread_id = ticket_thread()
 
-    listener = spawn_listener(sandbox)
+    listener = spawn_listener(sandbox.url)
     first = reply(sandbox, thread_id, "warm-up")
     wait_for(lambda: Reply.objects.exists(), what="the listener to apply the first reply")
 
@@ -74,7 +75,7 @@ def test_listener_killed_mid_burst_loses_no_reply_and_repeats_none(sandbox):
     listener.communicate(timeout=10)
     killed_at = Reply.objects.count()
 
-    restarted = spawn_listener(sandbox)
+    restarted = spawn_listener(sandbox.url)
     try:
         burst.join(timeout=60)
         assert len(posted) == 100

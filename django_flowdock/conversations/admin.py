@@ -15,6 +15,21 @@ from django.utils.translation import ngettext
 from django_flowdock.conversations.models import ReceivedMessage
 from django_flowdock.conversations.replies import retry
 
+DETAIL_FIELDS = (
+    "flow_id",
+    "message_id",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "thread_link",
+    "comment_model",
+    "comment_pk",
+    "flowdock_user_id",
+    "received_at",
+    "traceback",
+    "data",
+)
+
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -40,21 +55,8 @@ class ReceivedMessageAdmin(ReadOnlyAdmin):
     search_fields = ["=message_id", "comment_pk", "last_error"]
     ordering = ["-received_at"]
     actions = ["retry_now"]
-    fields = [
-        "flow_id",
-        "message_id",
-        "state",
-        "attempts",
-        "next_attempt_at",
-        "thread_link",
-        "comment_model",
-        "comment_pk",
-        "flowdock_user_id",
-        "received_at",
-        "traceback",
-        "data",
-    ]
-    readonly_fields = fields
+    fields = DETAIL_FIELDS
+    readonly_fields = DETAIL_FIELDS
 
     @admin.display(description=_("comment"))
     def comment(self, obj: ReceivedMessage) -> str:
@@ -77,7 +79,12 @@ class ReceivedMessageAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Retry the selected failed replies now"), permissions=["retry"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[ReceivedMessage]) -> None:
-        outcomes = [retry(pk) for pk in queryset.failed().values_list("pk", flat=True)]
+        outcomes = [
+            retry(pk)
+            for pk in queryset.filter(state=ReceivedMessage.State.FAILED).values_list(
+                "pk", flat=True
+            )
+        ]
         applied = sum(outcome in ("comment", "ignored") for outcome in outcomes)
         failed = outcomes.count("failed")
         self.message_user(

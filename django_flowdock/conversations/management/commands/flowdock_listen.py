@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from typing import Any
 
@@ -25,6 +26,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, once: bool = False, **options: Any) -> None:
+        handler = self._log_to_stderr(options["verbosity"])
+        try:
+            self._run(once)
+        finally:
+            if handler is not None:
+                logging.getLogger("django_flowdock").removeHandler(handler)
+
+    def _run(self, once: bool) -> None:
         if once:
             read = catch_up()
             self.stdout.write(f"Read {read} messages.")
@@ -43,3 +52,15 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
         listener.run()
+
+    def _log_to_stderr(self, verbosity: int) -> logging.Handler | None:
+        """Show progress and errors on stderr unless the project's logging handles them."""
+        package_logger = logging.getLogger("django_flowdock")
+        if verbosity == 0 or package_logger.hasHandlers():
+            return None
+        handler = logging.StreamHandler(self.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        package_logger.addHandler(handler)
+        if package_logger.level == logging.NOTSET:
+            package_logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+        return handler
