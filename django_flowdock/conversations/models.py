@@ -69,6 +69,8 @@ class ReceivedMessage(models.Model):
     class State(models.TextChoices):
         APPLIED = "applied", _("applied")
         FAILED = "failed", _("failed")
+        #: The comment model's ``can_comment_from_flowdock`` said no: kept, not retried.
+        REFUSED = "refused", _("refused")
 
     flow_id = models.CharField(_("flow ID"), max_length=100)
     message_id = models.BigIntegerField(_("message ID"))

@@ -35,6 +35,9 @@ logger = logging.getLogger("django_flowdock.conversations")
 #: integrations (ours among them) and never become comments.
 CHAT_EVENTS = frozenset({"message", "comment"})
 INBOX_EVENTS = frozenset({"activity", "discussion"})
+#: Characters of a reply passed to the hook (Flowdock's own cap on chat messages);
+#: longer ones, which only another API client could write, are cut and logged.
+MAX_LENGTH = 8096
 #: Failed replies tried again per call of :func:`retry_due`.
 PAGE = 100
 #: A failed reply is tried again after 10 s, 20 s, 40 s… and then hourly: a hook that
@@ -67,6 +70,15 @@ def chat_message(flow_id: str, data: dict[str, Any]) -> ChatMessage:
     if isinstance(content, dict):  # a comment: {"title": parent's title, "text": ...}
         content = content.get("text")
     text = content if isinstance(content, str) else ""
+    if len(text) > MAX_LENGTH:
+        logger.warning(
+            "Flowdock message %s in flow %s has %d characters; cut to %d.",
+            data.get("id"),
+            flow_id,
+            len(text),
+            MAX_LENGTH,
+        )
+        text = text[:MAX_LENGTH]
     sent = data.get("sent")
     return ChatMessage(
         id=int(data["id"]),
@@ -101,10 +113,11 @@ def comment_model_for(thread_model: type[models.Model]) -> type[models.Model] | 
 
 
 def author_for(flowdock_user_id: str) -> Any:
-    """The local user linked to the Flowdock user, else ``CONVERSATION_AUTHOR``."""
+    """The active local user linked to the Flowdock user, else ``CONVERSATION_AUTHOR``."""
     if flowdock_user_id:
         link = (
-            FlowdockUser.objects.filter(flowdock_user_id=flowdock_user_id)
+            # An inactive user is treated as unknown, as actions do.
+            FlowdockUser.objects.filter(flowdock_user_id=flowdock_user_id, user__is_active=True)
             .select_related("user")
             .first()
         )
@@ -129,8 +142,9 @@ def _advance(flow_id: str, message_id: int) -> None:
 def receive(flow_id: str, source_ids: Iterable[int], data: dict[str, Any]) -> str:
     """Apply one message of the flow; return what became of it: ``"comment"``,
     ``"linked"`` (one of our posts, naming its thread), ``"duplicate"`` (this Flowdock
-    message was read before), ``"ignored"`` or ``"failed"`` (the hook raised: recorded
-    with its traceback and tried again later, see :func:`retry_due`)."""
+    message was read before), ``"ignored"``, ``"refused"`` (by the comment model's
+    ``can_comment_from_flowdock``: recorded, not retried) or ``"failed"`` (the hook
+    raised: recorded with its traceback and tried again later, see :func:`retry_due`)."""
     source_ids = list(source_ids)
     message_id = int(data["id"])
     event = data.get("event")
@@ -176,6 +190,19 @@ def _apply(record: ReceivedMessage, link: ThreadLink, data: dict[str, Any]) -> s
     try:
         with transaction.atomic():
             comment = _create_comment(link, chat_message(record.flow_id, data))
+    except ReplyRefused as refused:
+        record.state = ReceivedMessage.State.REFUSED
+        record.last_error = str(refused)
+        record.next_attempt_at = None
+        record.data = data
+        record.save(update_fields=["state", "attempts", "last_error", "next_attempt_at", "data"])
+        logger.warning(
+            "Flowdock message %s in flow %s was refused: %s",
+            record.message_id,
+            record.flow_id,
+            refused,
+        )
+        return "refused"
     except Exception as exc:
         record.state = ReceivedMessage.State.FAILED
         record.last_error = traceback.format_exc()
@@ -245,6 +272,10 @@ def retry_due(flow_id: str | None = None) -> int:
     return tried
 
 
+class ReplyRefused(Exception):
+    """The comment model's ``can_comment_from_flowdock`` refused the reply's author."""
+
+
 def _create_comment(link: ThreadLink, message: ChatMessage) -> Any:
     thread = load(link.model, link.object_pk)
     if thread is None:
@@ -253,6 +284,13 @@ def _create_comment(link: ThreadLink, message: ChatMessage) -> Any:
     if comment_model is None:
         return None
     author = author_for(message.flowdock_user_id)
+    allowed = getattr(comment_model, "can_comment_from_flowdock", None)
+    if callable(allowed) and not allowed(author, thread):
+        raise ReplyRefused(
+            f"{comment_model._meta.label}.can_comment_from_flowdock refused "
+            f"{author if author is not None else 'an unknown Flowdock user'} "
+            f"(Flowdock user {message.flowdock_user_id or '?'})."
+        )
     with receiving_from_flowdock(), acting_as(author):
         hook: Any = comment_model.from_flowdock  # type: ignore[attr-defined]  # checked above
         return hook(thread, message, author)
