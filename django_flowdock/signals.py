@@ -11,21 +11,41 @@ from django.dispatch import Signal
 
 logger = logging.getLogger("django_flowdock.signals")
 
-#: A change was fanned out to its sources: one Message per source, to be delivered.
-#: provides args: messages (list of Message), instance
+#: provides args: messages, instance
 message_queued = Signal()
+"""A committed change was fanned out to its sources, at delivery (never inside the
+transaction that made the change).
 
-#: Flowdock accepted a message.
+Sent with ``sender=Message``, ``messages`` (the list of new ``Message`` rows, one per
+receiving source) and ``instance`` (the thread or comment object the change is about).
+"""
+
 #: provides args: message, response
 message_sent = Signal()
+"""Flowdock accepted a message; sent after the outcome is written.
 
-#: A message failed for good (rejected, source gone, or out of attempts).
+Sent with ``sender=Message``, ``message`` (the ``Message``, now ``sent``) and
+``response`` (the HTTP response; for the ``locmem`` backend, a stand-in with
+``status_code``).
+"""
+
 #: provides args: message, error
 message_failed = Signal()
+"""A message failed for good: refused (400, 401, 403, 404), its source gone (410),
+impossible to render, or older than ``MAX_AGE`` while Flowdock did not answer; sent
+after the outcome is written.
 
-#: An UpdateAction from Flowdock ran on an object.
+Sent with ``sender=Message``, ``message`` (the ``Message``, now ``failed`` or
+``cancelled``) and ``error`` (the ``FlowdockError``).
+"""
+
 #: provides args: instance, action, user, flowdock_user_id
 action_performed = Signal()
+"""An UpdateAction pressed in Flowdock ran on an object, once its change is saved.
+
+Sent with ``sender`` the model class, ``instance``, ``action`` (the ``FlowdockAction``),
+``user`` (the linked Django user) and ``flowdock_user_id``.
+"""
 
 
 def send_robust(signal: Signal, sender: Any = None, **kwargs: Any) -> None:
