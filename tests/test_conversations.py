@@ -4,6 +4,7 @@ ticket's thread become replies on the ticket, once, by the linked user, with no 
 from __future__ import annotations
 
 import pytest
+import requests
 from django.contrib.auth import get_user_model
 
 from django_flowdock.conversations.listener import catch_up, connected_flows
@@ -120,8 +121,6 @@ def test_unlinked_flowdock_users_reply_as_the_configured_author(source, sandbox,
 def test_chat_outside_known_threads_is_ignored(source, sandbox, linked_user):
     ticket_thread()
     flow = sandbox.credentials["flow"]
-    import requests
-
     requests.post(
         f"{sandbox.url}/messages",
         auth=(sandbox.credentials["user"]["api_token"], ""),
@@ -154,3 +153,45 @@ def test_only_flows_of_active_sources_with_the_flow_scope_are_read(source, sandb
     source.active = False
     source.save()
     assert connected_flows() == []
+
+
+def test_a_reply_on_a_thread_posted_before_conversations_was_switched_on_becomes_a_comment(
+    source, sandbox, linked_user
+):
+    ticket, thread_id = ticket_thread()
+    # As if posted before: no link was kept, and the listener's first read starts later.
+    ThreadLink.objects.all().delete()
+    FlowCursor.objects.update(last_message_id=sandbox.messages()[-1]["id"])
+    reply(sandbox, thread_id, "Still on it")
+
+    catch_up()
+
+    assert ThreadLink.objects.get().flowdock_thread_id == thread_id
+    assert (Reply.objects.get().ticket, Reply.objects.get().text) == (ticket, "Still on it")
+
+
+def test_chat_in_another_integrations_thread_is_ignored_after_its_thread_is_looked_up(
+    source, sandbox, linked_user
+):
+    ticket_thread()
+    other = sandbox.create_source("Another integration")
+    posted = requests.post(
+        f"{sandbox.url}/messages",
+        json={
+            "flow_token": other["flow_token"],
+            "event": "activity",
+            "author": {"name": "CI"},
+            "title": "failed build",
+            "external_thread_id": "build:1",
+            "thread": {"title": "Build 1"},
+        },
+        headers={"X-flowdock-wait-for-message": "true"},
+        timeout=10,
+    ).json()
+    reply(sandbox, posted["thread_id"], "flaky again")
+    reply(sandbox, posted["thread_id"], "retrying")
+
+    assert catch_up() == 3
+
+    assert not Reply.objects.exists()
+    assert ThreadLink.objects.count() == 1

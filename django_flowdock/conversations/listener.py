@@ -29,6 +29,7 @@ from django.db import close_old_connections, connections
 from django_flowdock.api import oauth
 from django_flowdock.api.client import FlowdockClient
 from django_flowdock.conf import flowdock_settings
+from django_flowdock.conversations.identity import learn_from_own_message
 from django_flowdock.conversations.models import FlowCursor
 from django_flowdock.conversations.replies import receive, retry_due
 from django_flowdock.delivery.engine import backoff
@@ -152,6 +153,42 @@ def _get_json(flow: Flow, client: FlowdockClient, params: dict[str, Any]) -> Any
     ).json()
 
 
+class ThreadDiscovery:
+    """Traces a thread the app knows no link for, the first time a reply is read in
+    it: its first inbox messages (``GET …/threads/:id/messages``) name our post when
+    the thread is ours, posted before conversations was switched on (or answered
+    ``202`` before the cursor). Each thread is looked up once per process."""
+
+    #: Thread ids remembered as not ours before the memory starts again.
+    REMEMBERED = 10_000
+
+    def __init__(self, flow: Flow, client: FlowdockClient) -> None:
+        self.flow = flow
+        self.client = client
+        self.looked_up: set[str] = set()
+
+    def __call__(self, thread_id: str) -> bool:
+        if thread_id in self.looked_up:
+            return False
+        if len(self.looked_up) >= self.REMEMBERED:
+            self.looked_up.clear()
+        organization, _, name = self.flow.path.partition("/")
+        path = f"/flows/{quote(organization)}/{quote(name)}/threads/{quote(thread_id)}/messages"
+        params = {"event": "activity,discussion", "sort": "asc", "limit": PAGE}
+        found = authorized(
+            self.flow,
+            lambda headers: self.client.request("GET", path, params=params, headers=headers),
+        ).json()
+        self.looked_up.add(thread_id)
+        sources = list(self.flow.source_ids)
+        learnt = any(learn_from_own_message(sources, item) for item in found)
+        if learnt:
+            logger.info(
+                "Flow %s: thread %s traced from its own messages", self.flow.path, thread_id
+            )
+        return learnt
+
+
 def cursor_of(flow: Flow, client: FlowdockClient) -> int:
     """The flow's cursor; on the very first read, the flow's latest message (history
     from before conversations were set up is not imported)."""
@@ -168,16 +205,19 @@ def cursor_of(flow: Flow, client: FlowdockClient) -> int:
     return cursor.last_message_id
 
 
-def catch_up_flow(flow: Flow, client: FlowdockClient | None = None) -> int:
+def catch_up_flow(
+    flow: Flow, client: FlowdockClient | None = None, discover: ThreadDiscovery | None = None
+) -> int:
     """Apply the flow's messages after its cursor, a page at a time; return how many
     were read."""
     client = client or FlowdockClient(flow.api_url)
+    discover = discover or ThreadDiscovery(flow, client)
     read = 0
     while True:
         since = cursor_of(flow, client)
         page = _get_json(flow, client, {"since_id": since, "sort": "asc", "limit": PAGE})
         for data in page:
-            receive(flow.flow_id, flow.source_ids, data)
+            receive(flow.flow_id, flow.source_ids, data, discover)
         read += len(page)
         if len(page) < PAGE:
             return read
@@ -266,6 +306,8 @@ class FlowReader:
         #: The open stream, for :meth:`interrupt`.
         self.response: requests.Response | None = None
         self.failures = 0
+        #: Made in the reader's thread: HTTP sessions are per thread.
+        self.discover: ThreadDiscovery | None = None
 
     def run(self) -> None:
         try:
@@ -281,7 +323,9 @@ class FlowReader:
         the next read (0 after a stream that ended normally)."""
         try:
             close_old_connections()
-            catch_up_flow(self.flow)
+            if self.discover is None:
+                self.discover = ThreadDiscovery(self.flow, FlowdockClient(self.flow.api_url))
+            catch_up_flow(self.flow, self.discover.client, self.discover)
             clear_refused(self.flow)
             self.stream()
             return 0.0
@@ -334,7 +378,7 @@ class FlowReader:
             self.failures = 0
             for data in events(_arriving(response)):
                 if "id" in data:
-                    receive(self.flow.flow_id, self.flow.source_ids, data)
+                    receive(self.flow.flow_id, self.flow.source_ids, data, self.discover)
         finally:
             self.response = None
             response.close()

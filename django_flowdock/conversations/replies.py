@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -139,7 +139,12 @@ def _advance(flow_id: str, message_id: int) -> None:
     )
 
 
-def receive(flow_id: str, source_ids: Iterable[int], data: dict[str, Any]) -> str:
+def receive(
+    flow_id: str,
+    source_ids: Iterable[int],
+    data: dict[str, Any],
+    discover: Callable[[str], bool] | None = None,
+) -> str:
     """Apply one message of the flow; return what became of it: ``"comment"``,
     ``"linked"`` (one of our posts, naming its thread), ``"duplicate"`` (this Flowdock
     message was read before), ``"ignored"``, ``"refused"`` (by the comment model's
@@ -154,13 +159,10 @@ def receive(flow_id: str, source_ids: Iterable[int], data: dict[str, Any]) -> st
         return "linked" if linked else "ignored"
     link = None
     if event in CHAT_EVENTS and data.get("thread_id") and not data.get("external_user_name"):
-        link = (
-            ThreadLink.objects.filter(
-                source_id__in=source_ids, flowdock_thread_id=str(data["thread_id"])
-            )
-            .order_by("pk")
-            .first()
-        )
+        thread_id = str(data["thread_id"])
+        link = _link_of(source_ids, thread_id)
+        if link is None and discover is not None and discover(thread_id):
+            link = _link_of(source_ids, thread_id)
     if link is None:
         _advance(flow_id, message_id)
         return "ignored"
@@ -181,6 +183,14 @@ def receive(flow_id: str, source_ids: Iterable[int], data: dict[str, Any]) -> st
         outcome = _apply(record, link, data)
         _advance(flow_id, message_id)
     return outcome
+
+
+def _link_of(source_ids: list[int], thread_id: str) -> ThreadLink | None:
+    return (
+        ThreadLink.objects.filter(source_id__in=source_ids, flowdock_thread_id=thread_id)
+        .order_by("pk")
+        .first()
+    )
 
 
 def _apply(record: ReceivedMessage, link: ThreadLink, data: dict[str, Any]) -> str:
