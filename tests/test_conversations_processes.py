@@ -30,12 +30,17 @@ django.setup()
 from django.conf import settings
 settings.FLOWDOCK.update(json.loads(os.environ["FLOWDOCK_OVERRIDES"]))
 from django.core.management import call_command
-call_command("flowdock_listen", *sys.argv[1:])
+call_command(*sys.argv[1:])
 """
 
 
 def spawn_listener(api_url: str, *args: str) -> subprocess.Popen[str]:
     """``manage.py flowdock_listen`` in a process of its own, against ``api_url``."""
+    return spawn_command(api_url, "flowdock_listen", *args)
+
+
+def spawn_command(api_url: str, *argv: str) -> subprocess.Popen[str]:
+    """``manage.py *argv`` in a process of its own, against ``api_url``."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -44,7 +49,7 @@ def spawn_listener(api_url: str, *args: str) -> subprocess.Popen[str]:
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.Popen(
-        [sys.executable, "-c", BOOT, *args],
+        [sys.executable, "-c", BOOT, *argv],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

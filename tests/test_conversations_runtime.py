@@ -33,7 +33,7 @@ def listener(stand_in):
     started = []
 
     def start():
-        started.append(spawn_listener(stand_in.url, "-v", "2"))
+        started.append(spawn_listener(stand_in.url))
         return started[-1]
 
     yield start

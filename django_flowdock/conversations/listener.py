@@ -24,15 +24,18 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from django.db import close_old_connections, connections
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, close_old_connections, connections
 
 from django_flowdock.api import oauth
 from django_flowdock.api.client import FlowdockClient
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.conversations.identity import learn_from_own_message
+from django_flowdock.conversations.leases import FlowLeases
 from django_flowdock.conversations.models import FlowCursor
 from django_flowdock.conversations.replies import receive, retry_due
 from django_flowdock.delivery.engine import backoff
+from django_flowdock.delivery.leases import Lease
 from django_flowdock.exceptions import FlowdockError, FlowdockOAuthError, FlowdockTransientError
 from django_flowdock.models import OAuthToken, Source
 
@@ -402,15 +405,21 @@ class FlowReader:
 
 
 class Listener:
-    """Reads every connected flow, one thread each, until :meth:`stop`; reads the
-    connected sources again every ``FLOW_REFRESH`` seconds and starts, restarts or
-    stops readers to match, and applies again the failed replies that are due."""
+    """Reads the connected flows it holds a lease on (one reader per flow across
+    hosts), one thread each, until :meth:`stop`. Every ``refresh`` seconds (at most a
+    third of a lease) it renews its leases, reads the connected sources again, starts,
+    restarts or stops readers to match, and applies again the failed replies that are
+    due."""
 
     def __init__(
-        self, flows: Callable[[], list[Flow]] = connected_flows, refresh: float = FLOW_REFRESH
+        self,
+        flows: Callable[[], list[Flow]] = connected_flows,
+        refresh: float = FLOW_REFRESH,
+        leases: FlowLeases | None = None,
     ) -> None:
         self.flows = flows
-        self.refresh = refresh
+        self.leases = leases or FlowLeases()
+        self.refresh = min(refresh, Lease.duration().total_seconds() / 3)
         self.stopping = threading.Event()
         self.readers: dict[str, tuple[FlowReader, threading.Thread]] = {}
 
@@ -421,11 +430,11 @@ class Listener:
 
     def follow(self, flows: list[Flow]) -> None:
         """Start a reader for each new flow; stop those of flows gone or changed (a
-        source added or removed, another grant)."""
+        source added or removed, another grant, a lease lost)."""
         wanted = {flow.flow_id: flow for flow in flows}
         for flow_id, (reader, thread) in list(self.readers.items()):
             if wanted.get(flow_id) != reader.flow:
-                logger.info("Flow %s changed or was disconnected: its reader stops", flow_id)
+                logger.info("Flow %s: its reader stops (flow changed, gone or leased)", flow_id)
                 reader.stop()
                 thread.join(timeout=STREAM_IDLE_TIMEOUT)
                 del self.readers[flow_id]
@@ -453,8 +462,11 @@ class Listener:
                             "scope 'flow'. Waiting for one to be connected."
                         )
                     warned = not flows
-                    self.follow(flows)
+                    held = self.leases.hold(flow.flow_id for flow in flows)
+                    self.follow([flow for flow in flows if flow.flow_id in held])
                     retry_due()
+                except ImproperlyConfigured:
+                    raise
                 except Exception:
                     logger.exception("Conversations: following the connected flows failed")
                 # Waiting on the event keeps the main thread free for signals.
@@ -463,4 +475,6 @@ class Listener:
             self.stop()
             for _reader, thread in self.readers.values():
                 thread.join(timeout=STREAM_IDLE_TIMEOUT)
+            with contextlib.suppress(DatabaseError):  # the database may be what stopped us
+                self.leases.release()
             connections.close_all()

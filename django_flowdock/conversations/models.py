@@ -104,3 +104,20 @@ class ReceivedMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flow_id}#{self.message_id} → {self.comment_model}:{self.comment_pk}"
+
+
+class FlowLease(models.Model):
+    """Which listener reads a flow: one reader per flow across hosts. The holder renews
+    it while it reads; a lease not renewed for ``CLAIM_TIMEOUT`` seconds (its holder
+    died) is taken over. Times are on the database's clock, as delivery's claims."""
+
+    flow_id = models.CharField(_("flow ID"), max_length=100, unique=True)
+    holder = models.CharField(_("holder"), max_length=200)
+    held_until = models.DateTimeField(_("held until"))
+
+    class Meta:
+        verbose_name = _("flow lease")
+        verbose_name_plural = _("flow leases")
+
+    def __str__(self) -> str:
+        return f"{self.flow_id} by {self.holder}"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from types import FrameType
+from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
@@ -38,15 +41,23 @@ class Command(BaseCommand):
             help="Seconds to wait before polling again when nothing is due (default 1).",
         )
         parser.add_argument(
+            "--listen",
+            action="store_true",
+            help="Also read the connected flows for chat replies (django_flowdock."
+            "conversations), as flowdock_listen does; with --once, one catch-up pass.",
+        )
+        parser.add_argument(
             "--threads",
             type=int,
             default=1,
             help="Messages posted concurrently, each thread with its own connections.",
         )
 
-    def handle(self, *args, once, max_messages, sleep, threads, **options):
+    def handle(self, *args, once, max_messages, sleep, threads, listen=False, **options):
         if threads < 1:
             raise CommandError("--threads must be at least 1.")
+        if listen and not apps.is_installed("django_flowdock.conversations"):
+            raise CommandError('--listen needs "django_flowdock.conversations" in INSTALLED_APPS.')
         if max_messages is not None and max_messages < 1:
             raise CommandError("--max-messages must be at least 1.")
         handler = self._log_to_stderr(options["verbosity"])
@@ -57,6 +68,7 @@ class Command(BaseCommand):
             idle_sleep=sleep,
             batch_size=flowdock_settings.BATCH_SIZE,
         )
+        listener = self._start_listener() if listen and not once else None
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
         def graceful(signum: int, frame: FrameType | None) -> None:
@@ -65,6 +77,8 @@ class Command(BaseCommand):
                 signal.Signals(signum).name,
             )
             worker.stop()
+            if listener is not None:
+                listener[0].stop()
             # A second signal ends the worker at once.
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -79,9 +93,16 @@ class Command(BaseCommand):
         )
         try:
             result = worker.run()
+            if listen and once:
+                from django_flowdock.conversations.listener import catch_up
+
+                self.stdout.write(f"Read {catch_up()} Flowdock messages.")
         except ImproperlyConfigured as exc:
             raise CommandError(f"Stopped by a configuration error: {exc}") from exc
         finally:
+            if listener is not None:
+                listener[0].stop()
+                listener[1].join(timeout=60)
             for sig, previous_handler in previous.items():
                 signal.signal(sig, previous_handler)
             if handler is not None:
@@ -90,6 +111,15 @@ class Command(BaseCommand):
             f"Flowdock worker stopped: {result.sent} sent, {result.retrying} to retry, "
             f"{result.failed} failed, {result.cancelled} cancelled."
         )
+
+    def _start_listener(self) -> tuple[Any, threading.Thread]:
+        """The conversations listener in a thread of this process; signals stay here."""
+        from django_flowdock.conversations.listener import Listener
+
+        listener = Listener()
+        thread = threading.Thread(target=listener.run, name="flowdock-listen", daemon=True)
+        thread.start()
+        return listener, thread
 
     def _log_to_stderr(self, verbosity: int) -> logging.Handler | None:
         """Show progress on stderr unless the project's logging already handles it."""
