@@ -173,7 +173,7 @@ class Source(models.Model):
         self.deactivated_at = timezone.now()
         self.save(update_fields=["active", "error_message", "deactivated_at"])
         return self.messages.filter(state=Message.State.PENDING).update(
-            state=Message.State.CANCELLED, last_error=reason, claimed_until=None
+            state=Message.State.CANCELLED, last_error=reason, claimed_until=None, claim_token=""
         )
 
     def circuit_state(self, now: datetime | None = None) -> str:
@@ -253,7 +253,10 @@ class MessageQuerySet(models.QuerySet["Message"]):
         return them. Never one a worker holds right now, which could then go out twice
         at once. Messages are rendered when posted, so a late retry shows the thread as
         it is then and never turns it back."""
-        now = timezone.now()
+        from django_flowdock.delivery.leases import Clock
+
+        # Leases are on the database's clock: this host's may run ahead of it.
+        now = Clock.of(router.db_for_write(Message)).now()
         retryable = Q(state=Message.State.FAILED) | Q(
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), state=Message.State.PENDING
         )
@@ -299,6 +302,15 @@ class MessageQuerySet(models.QuerySet["Message"]):
         pending message (waiting for a retry, or in flight) holds back later ones."""
         # Walks pending rows in id order and stops at the batch size.
         return self.first_in_line().due(now).order_by("pk")
+
+    def seconds_until_due(self) -> float | None:
+        """Seconds until :meth:`next_due`, both read on the database's clock (the one
+        leases and holds are written on); ``None`` when nothing is pending."""
+        from django_flowdock.delivery.leases import Clock
+
+        clock = Clock.of(self.db)
+        due = self.next_due(clock.now())
+        return None if due is None else (due - clock.now()).total_seconds()
 
     def next_due(self, now: datetime | None = None) -> datetime | None:
         """When a message first in line can next be attempted: its retry time, the
@@ -360,6 +372,16 @@ class Message(models.Model):
             models.Index(fields=["state", "next_attempt_at"]),
             models.Index(fields=["state", "id"]),
             models.Index(fields=["source", "thread_key", "state", "id"]),
+            # The admin's thread panel and delivery log search by thread key and by its
+            # prefix; the pattern opclass lets PostgreSQL use it for LIKE 'prefix%'
+            # (other databases ignore opclasses).
+            models.Index(
+                fields=["thread_key"],
+                name="django_flowdock_thread_key",
+                opclasses=["varchar_pattern_ops"],
+            ),
+            # The delivery log's "created" filter.
+            models.Index(fields=["created_at"]),
         ]
 
     def __str__(self) -> str:

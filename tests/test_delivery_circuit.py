@@ -13,7 +13,7 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from django_flowdock.delivery.engine import claim, drain
+from django_flowdock.delivery.engine import backoff, claim, drain
 from django_flowdock.delivery.fanout import fan_out
 from django_flowdock.models import Message, Source
 from tests.testapp.models import Ticket
@@ -158,3 +158,58 @@ def test_a_host_whose_clock_runs_30s_ahead_does_not_take_a_live_claim(db, local_
     monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(seconds=30))
     assert timezone.now() >= ahead
     assert claim(50).messages == []
+
+
+def test_thousands_of_failed_probes_back_off_at_the_cap_without_overflowing(db, local_api):
+    queue_threads(1)
+    Source.objects.update(failing_since=timezone.now() - timedelta(days=2), failures=5000)
+    Message.objects.update(attempts=5000)
+    local_api.answer(503, {"Retry-After": "1e300"})
+    assert drain().retrying == 1
+    source = Source.objects.get()
+    assert source.failures == 5001
+    # A Retry-After beyond MAX_AGE is read as MAX_AGE.
+    assert source.held_until <= timezone.now() + timedelta(hours=72, seconds=5)
+    assert backoff(10_000) <= 10.0
+
+
+def test_a_429_holds_a_healthy_source_without_opening_its_circuit(db, local_api):
+    queue_threads(2)
+    local_api.answer(429, {"Retry-After": "20"})
+    assert drain().retrying == 1 and len(local_api.requests) == 1
+    source = Source.objects.get()
+    assert source.circuit_state() == "held" and source.failing_since is None
+    assert source.held_until >= timezone.now() + timedelta(seconds=18)
+
+
+def test_a_retry_failing_again_on_a_source_that_answers_does_not_hold_the_source(
+    db, local_api, slow_probes
+):
+    queue_threads(2)
+    Message.objects.filter(pk=Message.objects.order_by("pk")[0].pk).update(attempts=3)
+    local_api.answer(500)
+    result = drain()
+    # The retried message backs off on its own; the rest of its batch waits for the next
+    # round, which still finds the source open for business.
+    assert (result.retrying, result.sent) == (1, 1)
+    assert Source.objects.get().circuit_state() == "closed"
+
+
+def test_a_source_removed_in_flowdock_is_posted_to_no_more_in_the_same_batch(db, local_api):
+    queue_threads(3)
+    local_api.answer(410)
+    assert drain().cancelled == 1
+    assert len(local_api.requests) == 1
+    assert set(Message.objects.values_list("state", flat=True)) == {"cancelled"}
+
+
+def test_renewing_a_probes_claim_keeps_its_source_held(db, local_api, slow_probes):
+    queue_threads(2)
+    Source.objects.update(failing_since=timezone.now(), failures=2)
+    probe = claim(50)
+    assert len(probe.messages) == 1
+    first_hold = Source.objects.get().held_until
+    time.sleep(0.01)
+    assert probe.lease.renew()
+    assert Source.objects.get().held_until > first_hold
+    assert claim(50).messages == []  # no second probe while the first is claimed

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -86,6 +86,17 @@ def test_open_circuit_shows_since_when_the_next_probe_and_the_last_failure(helpd
         f"{since + timedelta(minutes=15):%Y-%m-%d %H:%M:%S} UTC"
     ) in output
     assert "    last failure: 503 Service Unavailable" in output
+
+
+def test_open_circuit_is_shown_in_a_project_without_time_zones(helpdesk, settings):
+    settings.USE_TZ = False
+    since = datetime.now() - timedelta(minutes=12)  # naive, as such a project stores them
+    Source.objects.filter(pk=helpdesk.pk).update(
+        failing_since=since, held_until=since + timedelta(minutes=15), failures=4
+    )
+    output = status()
+    assert row(output, "Helpdesk")[2] == "open"
+    assert f"failing since {since:%Y-%m-%d %H:%M:%S}, 4 failed probes" in output
 
 
 def test_held_circuit_shows_until_when(helpdesk):

@@ -87,9 +87,13 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
     """Seconds before attempt ``attempts + 1`` (of a message, or of a source's probe):
     exponential up to ``BACKOFF_MAX``, less up to a fifth of jitter so that sources and
     workers drift apart, never sooner than the server's ``Retry-After``."""
-    cap = min(flowdock_settings.BACKOFF_MAX, flowdock_settings.BACKOFF_BASE * 2 ** (attempts - 1))
+    # The exponent stops growing long before the cap: an outage of days is thousands of
+    # failures, and 2.0 ** 1024 overflows.
+    exponent = min(max(attempts - 1, 0), 32)
+    cap = min(flowdock_settings.BACKOFF_MAX, flowdock_settings.BACKOFF_BASE * 2.0**exponent)
     delay = random.uniform(0.8 * cap, cap)  # noqa: S311 - jitter, not security
-    return max(delay, retry_after or 0.0)
+    # A Retry-After beyond MAX_AGE says nothing more than MAX_AGE does.
+    return min(max(delay, retry_after or 0.0), flowdock_settings.MAX_AGE)
 
 
 def request_seconds() -> float:
@@ -110,7 +114,7 @@ def _locked(queryset: models.QuerySet, using: str) -> models.QuerySet:
     """``queryset`` locking the rows it reads (of its own table only), skipping the ones
     another claimer holds; on SQLite, the database's write lock is taken instead."""
     features = connections[using].features
-    of = {"of": ("self",)} if features.has_select_for_update_of else {}
+    of: dict[str, Any] = {"of": ("self",)} if features.has_select_for_update_of else {}
     if features.has_select_for_update_skip_locked:
         return queryset.select_for_update(skip_locked=True, **of)
     if features.has_select_for_update:
@@ -185,11 +189,14 @@ def _with_one_probe(
 def release(messages: list[Message]) -> None:
     """Give back claimed messages that were not attempted, for another round; a probe
     given back frees its source for the next one."""
+    probed = set()
     for message in messages:
-        Message.objects.filter(pk=message.pk, claim_token=message.claim_token).update(
+        released = Message.objects.filter(pk=message.pk, claim_token=message.claim_token).update(
             claimed_until=None, claim_token=""
         )
-    probed = {m.source_id for m in messages if m.source.failing_since is not None}
+        # Only a probe still ours: a newer claim may be probing the source by now.
+        if released and message.source.failing_since is not None:
+            probed.add(message.source_id)
     if probed:
         Source.objects.filter(pk__in=probed).update(held_until=None)
 
@@ -255,8 +262,12 @@ def attempt(
     transport: Any,
     rendered: dict[int, tuple[dict[str, Any], Repairs]],
     clock: Clock,
-) -> Attempt:
-    """Render (once per change and drain round) and post one claimed message."""
+    may_post: Callable[[], bool] = lambda: True,
+) -> Attempt | None:
+    """Render (once per change and drain round) and post one claimed message.
+    ``may_post()`` is asked between the two, since rendering runs the project's code for
+    as long as it takes: ``None`` (nothing posted) when the claim may not outlive the
+    post."""
     message.attempts += 1
     repairs = Repairs()
     try:
@@ -265,6 +276,12 @@ def attempt(
             if change.pk not in rendered:
                 rendered[change.pk] = render(change)
             message.payload, repairs = rendered[change.pk]
+    except FlowdockError as exc:  # unrenderable
+        return _finish(message, Message.State.FAILED, exc)
+    if not may_post():
+        message.attempts -= 1
+        return None
+    try:
         if _is_http(transport):
             response = client_for(message.source, transport).post_message(
                 message.api_payload(), wait_for_message=wants_posted_message(message.source)
@@ -277,7 +294,7 @@ def attempt(
         )
     except FlowdockTransientError as exc:
         return _retry_or_give_up(message, exc, clock.now())
-    except FlowdockError as exc:  # refused (400/401/403/404), unrenderable, or undocumented
+    except FlowdockError as exc:  # refused (400/401/403/404), or undocumented
         return _finish(message, Message.State.FAILED, exc)
     except ImproperlyConfigured:
         raise
@@ -374,7 +391,12 @@ def record(item: Attempt, clock: Clock) -> bool:
         return False
     source = message.source
     if item.unanswered:
-        hold(message, item.error, clock.now())
+        if source.failing_since is None and message.status_code == 429:
+            throttle(message, item.error, clock.now())
+        elif source.failing_since is not None or message.attempts == 1:
+            hold(message, item.error, clock.now())
+        # Otherwise a retry failed again on a source that answers the others: it backs
+        # off on its own, and does not hold its source every time.
     elif message.status_code is not None and source.failing_since is not None:
         close_circuit(source, clock.now())
     if item.outcome == Message.State.CANCELLED:
@@ -425,6 +447,19 @@ def hold(message: Message, error: Any, now: datetime) -> None:
     else:
         logger.info("Probe of source %r failed (%s); next in %.0fs", str(source), error, delay)
     expire(source, now, str(error), message.claim_token)
+
+
+def throttle(message: Message, error: Any, now: datetime) -> None:
+    """Flowdock asked to slow down (429): hold the whole source for its ``Retry-After``,
+    then let everything go again (no probing: Flowdock is up)."""
+    source = message.source
+    delay = backoff(1, getattr(error, "retry_after", None))
+    Source.objects.filter(pk=source.pk).update(
+        held_until=now + timedelta(seconds=delay), last_failure=str(error)[:2000]
+    )
+    logger.warning(
+        "Flowdock asks source %r to wait (%s); its messages wait %.0fs", str(source), error, delay
+    )
 
 
 def close_circuit(source: Source, now: datetime) -> None:
@@ -524,16 +559,23 @@ def _post_batch(
         if message.source_id in held:
             unposted.append(message)  # its source just failed to answer: wait for a probe
             continue
-        # A post must end before the lease does, or another worker could post it too.
-        if lease.remaining() < margin and (not lease.renew() or lease.remaining() < margin):
+        item = attempt(
+            message, transport, rendered, lease.clock, lambda: _outlives_a_post(lease, margin)
+        )
+        if item is None:
             release(unposted + claimed.messages[index:])
             return False
-        item = attempt(message, transport, rendered, lease.clock)
         if record(item, lease.clock):
             result.add(item.outcome)
             if item.outcome == RETRYING:
                 retried.add(message.pk)
-            if item.unanswered:
-                held.add(message.source_id)
+        if item.unanswered or item.outcome == Message.State.CANCELLED:
+            held.add(message.source_id)  # down, or removed in Flowdock: post no more to it
     release(unposted)
     return True
+
+
+def _outlives_a_post(lease: Lease, margin: float) -> bool:
+    """Whether the claim lasts longer than a post may take, renewing it if needed: a
+    post must end before the lease does, or another worker could post it too."""
+    return lease.remaining() >= margin or (lease.renew() and lease.remaining() >= margin)

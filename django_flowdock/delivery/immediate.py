@@ -25,7 +25,6 @@ from typing import Literal
 from django.apps import apps
 from django.db import connections
 from django.db.models import QuerySet
-from django.utils import timezone
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
 from django_flowdock.conf import flowdock_settings
@@ -242,10 +241,10 @@ class ImmediateBackend(BaseBackend):
         try:
             while True:
                 drain(should_stop=lambda: time.monotonic() >= deadline)
-                due = Message.objects.next_due()
-                if due is None:
+                due_in = Message.objects.seconds_until_due()
+                if due_in is None:
                     break
-                wait = max(MIN_SLEEP, (due - timezone.now()).total_seconds())
+                wait = max(MIN_SLEEP, due_in)
                 if time.monotonic() + wait >= deadline:
                     break
                 time.sleep(wait)  # nothing announces a due retry
@@ -312,7 +311,5 @@ def _outbox_waiting() -> bool:
 def _seconds_until_due() -> float | None:
     # Only messages first in line count: the ones behind a message waiting for its retry
     # wait with it, and one another process holds waits for the end of its lease.
-    due = Message.objects.next_due()
-    if due is None:
-        return None
-    return max(MIN_SLEEP, (due - timezone.now()).total_seconds())
+    due_in = Message.objects.seconds_until_due()
+    return None if due_in is None else max(MIN_SLEEP, due_in)

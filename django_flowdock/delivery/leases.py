@@ -71,14 +71,18 @@ class Lease:
     def renew(self) -> bool:
         """Extend the claim on the batch's messages not yet recorded; False if none is
         still held (the lease ran out and another worker took them)."""
-        from django_flowdock.models import Message
+        from django_flowdock.models import Message, Source
 
         started = time.monotonic()
-        renewed = (
-            Message.objects.using(self.using)
-            .filter(claim_token=self.token, state=Message.State.PENDING)
-            .update(claimed_until=self.clock.now() + self.duration())
+        until = self.clock.now() + self.duration()
+        held = Message.objects.using(self.using).filter(
+            claim_token=self.token, state=Message.State.PENDING
         )
+        renewed = held.update(claimed_until=until)
         if renewed:
             self.deadline = started + flowdock_settings.CLAIM_TIMEOUT
+            # A probe's source stays held for as long as the probe is claimed.
+            Source.objects.using(self.using).filter(
+                pk__in=held.values("source_id"), failing_since__isnull=False, held_until__lt=until
+            ).update(held_until=until)
         return bool(renewed)

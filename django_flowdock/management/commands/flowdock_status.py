@@ -220,7 +220,11 @@ def _age(now: datetime, since: datetime | None) -> str:
 
 
 def _when(value: datetime | None) -> str:
-    return "—" if value is None else timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+    if value is None:
+        return "—"
+    # Naive when the project runs with USE_TZ = False.
+    shown = timezone.localtime(value) if timezone.is_aware(value) else value
+    return shown.strftime("%Y-%m-%d %H:%M:%S %Z").rstrip()
 
 
 def _iso(value: datetime | None) -> str | None:
