@@ -10,18 +10,21 @@ from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import quote
+from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db import models, router, transaction
 from django.db.models import Count, Max, Min, Q
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.loader import select_template
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import formats, timezone
 from django.utils.decorators import method_decorator
+from django.utils.functional import cached_property
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
@@ -45,6 +48,8 @@ from django_flowdock.connect.forms import (
     scope_value,
 )
 from django_flowdock.exceptions import FlowdockError
+from django_flowdock.management.commands.flowdock_resync import queue_current_state
+from django_flowdock.mixins import FlowdockComment, FlowdockThread, thread_models
 from django_flowdock.models import Change, FlowdockUser, Message, OAuthApplication, Source
 from django_flowdock.threads.render import inline_html
 from django_flowdock.threads.schema import TITLE_LIMIT
@@ -82,8 +87,6 @@ class SecretFieldsForm(forms.ModelForm):
             if self.instance.pk and not cleaned.get(name):
                 cleaned[name] = getattr(self.instance, name)
         return cleaned
-
-
 
 
 class OAuthApplicationForm(SecretFieldsForm):
@@ -261,9 +264,13 @@ class OAuthApplicationAdmin(SecretAdminMixin, admin.ModelAdmin):
     search_fields = ["name", "client_id"]
     change_form_template = "django_flowdock/admin/oauthapplication_change_form.html"
 
-    @admin.display(description=_("sources"))
+    def get_queryset(self, request):
+        # Counted with the page, not one query per row.
+        return super().get_queryset(request).annotate(_source_count=Count("sources"))
+
+    @admin.display(description=_("sources"), ordering="_source_count")
     def source_count(self, obj: OAuthApplication) -> int:
-        return obj.sources.count()
+        return getattr(obj, "_source_count", 0)
 
     def get_urls(self):
         connect_urls = [
@@ -413,12 +420,22 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
             fieldsets.append((_("Delivery"), {"fields": self.delivery_fields}))
         return fieldsets
 
+    def get_readonly_fields(self, request, obj=None):
+        # A source connected through OAuth belongs to the application whose grant
+        # created it (and manages it in Flowdock); one added by hand gets its
+        # application here, whose secret then signs its threads' actions.
+        if obj is not None and (obj.token_id or obj.flowdock_id):
+            return self.readonly_fields
+        return [name for name in self.readonly_fields if name != "application"]
+
     def get_queryset(self, request):
-        # One query for the whole page, however many messages and sources.
+        # One query for the whole page, however many messages and sources; the scope
+        # objects with one more query per scope type.
         pending = Q(messages__state=Message.State.PENDING)
         return (
             super()
             .get_queryset(request)
+            .prefetch_related("scope")
             .annotate(
                 _last_delivery=Max("messages__sent_at"),
                 _waiting=Count("messages", filter=pending),
@@ -676,6 +693,33 @@ class ThreadModelFilter(admin.SimpleListFilter):
         return queryset.filter(thread_key__startswith=f"{self.value()}:")
 
 
+class MessageEventFilter(admin.SimpleListFilter):
+    """The events delivery writes, offered as they are (no ``DISTINCT`` over the log)."""
+
+    title = _("event")
+    parameter_name = "event"
+
+    def lookups(self, request, model_admin):
+        return [("activity", _("activity")), ("discussion", _("discussion"))]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(event=self.value()) if self.value() else queryset
+
+
+class CappedPaginator(Paginator):
+    """Counts no further than ``limit`` messages, newest first: a page of a log of
+    millions costs an index walk of at most ``limit`` entries, not a ``COUNT(*)`` of the
+    table. Pages past the limit are not offered."""
+
+    limit = 1_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        assert isinstance(queryset, models.QuerySet)
+        return queryset.order_by("-pk")[: self.limit].count()
+
+
 def split_thread_key(key: str) -> tuple[type[models.Model] | None, str]:
     """The model and pk a ``"app_label.model:pk"`` thread key names (model None when
     no installed model has that label)."""
@@ -715,6 +759,11 @@ _NOT_LOOKED_UP = object()
 class DeliveryLog(ChangeList):
     """Looks up the objects of a page of messages together, before it is shown."""
 
+    @property
+    def count_capped(self) -> bool:
+        """Whether the count stopped at the paginator's limit (there may be more)."""
+        return self.result_count >= CappedPaginator.limit
+
     def get_results(self, request):
         super().get_results(request)
         self.result_list = list(self.result_list)
@@ -739,14 +788,24 @@ class MessageAdmin(admin.ModelAdmin):
         "sent",
     ]
     list_display_links = ["created"]
-    list_filter = [MessageStateFilter, "source", ThreadModelFilter, "event", "created_at"]
-    search_fields = ["thread_key", "last_error"]
+    # Nothing here reads the whole log on each load: filters offer fixed choices (and
+    # the sources, not the messages), the count stops at CappedPaginator.limit and
+    # searches use the thread key's and the UUID's indexes.
+    list_filter = [
+        MessageStateFilter,
+        "source",
+        ThreadModelFilter,
+        MessageEventFilter,
+        "created_at",
+    ]
+    search_fields = ["thread_key"]
     search_help_text = _(
-        "A thread key (helpdesk.ticket:42), an object's id (42), a message's UUID, or "
-        "words of its last error."
+        "A thread key (helpdesk.ticket:42), its start (helpdesk.ticket:), an object's id "
+        "(42) or a message's UUID."
     )
     list_select_related = ["source"]
-    date_hierarchy = "created_at"
+    paginator = CappedPaginator
+    show_full_result_count = False
     fields = (
         "uuid",
         "source",
@@ -833,16 +892,21 @@ class MessageAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
+        if not term:
+            return queryset, False
         try:
             return queryset.filter(uuid=uuid.UUID(term)), False
         except ValueError:
             pass
-        if term and ":" not in term and " " not in term:
-            # An object's pk: the thread keys ending in it, exactly.
-            by_pk = queryset.filter(thread_key__endswith=f":{term}")
-            if by_pk.exists():
-                return by_pk, False
-        return super().get_search_results(request, queryset, search_term)
+        _label, sep, pk = term.partition(":")
+        if sep and pk:
+            return queryset.filter(thread_key=term), False
+        if sep:
+            return queryset.filter(thread_key__startswith=term), False
+        # An object's pk (the key of each thread model with it, exactly), or the start
+        # of a key: both probes of the thread key's index.
+        keys = [f"{model._meta.label_lower}:{term}" for model in thread_models(proxies=False)]
+        return queryset.filter(Q(thread_key__in=keys) | Q(thread_key__startswith=term)), False
 
     def has_add_permission(self, request):
         return False
@@ -968,14 +1032,31 @@ def _short_time(value) -> str:
     )
 
 
+class ChangeModelFilter(admin.SimpleListFilter):
+    """By the changed object's model: the thread and comment models, offered as they
+    are (no ``DISTINCT`` over the changes)."""
+
+    title = _("model")
+    parameter_name = "model"
+
+    def lookups(self, request, model_admin):
+        return [
+            (model._meta.label_lower, capfirst(model._meta.verbose_name_plural))
+            for model in apps.get_models()
+            if issubclass(model, FlowdockThread | FlowdockComment) and not model._meta.proxy
+        ]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(model=self.value()) if self.value() else queryset
+
+
 @admin.register(Change)
 class ChangeAdmin(admin.ModelAdmin):
     """Captured changes, written at save time and fanned out by the delivery engine."""
 
     list_display = ["created_at", "event", "model", "object_pk", "fanned_out", "error_display"]
-    list_filter = ["fanned_out", "event", "model", "created_at"]
+    list_filter = ["fanned_out", "event", ChangeModelFilter, "created_at"]
     search_fields = ["model", "object_pk", "error"]
-    date_hierarchy = "created_at"
     fields = (
         "created_at",
         "event",
@@ -1011,5 +1092,113 @@ class ChangeAdmin(admin.ModelAdmin):
 @admin.register(FlowdockUser)
 class FlowdockUserAdmin(admin.ModelAdmin):
     list_display = ["flowdock_user_id", "name", "user", "linked_at"]
+    list_select_related = ["user"]
     search_fields = ["flowdock_user_id", "name", "user__username"]
     raw_id_fields = ["user"]
+
+
+class FlowdockThreadAdminMixin(admin.ModelAdmin):
+    """For the admin of a ``FlowdockThread`` model: a Flowdock panel on each object's
+    change page, under its fields, with the object's thread key, its latest messages
+    per source (state, attempts, last error, linked to the delivery log) and a
+    **Resend to Flowdock** button that queues the thread's current state, as
+    ``flowdock_resync`` does. Put it before ``admin.ModelAdmin`` in the bases::
+
+        @admin.register(Ticket)
+        class TicketAdmin(FlowdockThreadAdminMixin, admin.ModelAdmin): ...
+    """
+
+    #: Messages shown on the panel, newest first; the delivery log lists them all.
+    flowdock_panel_limit = 20
+
+    def get_urls(self):
+        opts = self.opts
+        return [
+            path(
+                "<path:object_id>/flowdock-resend/",
+                self.admin_site.admin_view(self.flowdock_resend_view),
+                name=f"{opts.app_label}_{opts.model_name}_flowdock_resend",
+            ),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        response = super().render_change_form(
+            request, context, add=add, change=change, form_url=form_url, obj=obj
+        )
+        if add or not isinstance(obj, FlowdockThread):
+            return response
+        assert isinstance(response, TemplateResponse)  # not rendered yet: still swappable
+        # The page this admin would show, with the panel added under its fields.
+        base = response.template_name
+        context["flowdock_base_template"] = (
+            select_template([base] if isinstance(base, str) else base)
+            if isinstance(base, str | list | tuple)
+            else base
+        )
+        context["flowdock_panel"] = self.flowdock_panel_context(request, obj)
+        response.template_name = "django_flowdock/admin/thread_change_form.html"
+        return response
+
+    def flowdock_panel_context(self, request, obj: FlowdockThread) -> dict[str, Any]:
+        """What the panel shows: the thread key, its latest messages grouped by source,
+        the links to the delivery log, and whether the user may resend."""
+        key = obj.get_flowdock_thread_id()
+        latest = list(
+            Message.objects.filter(thread_key=key)
+            .select_related("source")
+            .order_by("-pk")[: self.flowdock_panel_limit + 1]
+        )
+        shown = latest[: self.flowdock_panel_limit]
+        site = self.admin_site.name
+        log = reverse(f"{site}:django_flowdock_message_changelist")
+        by_source: dict[int, dict[str, Any]] = {}
+        for message in shown:
+            query = urlencode({"q": key, "source__id__exact": str(message.source_id)})
+            group = by_source.setdefault(
+                message.source_id,
+                {"source": message.source, "log_url": f"{log}?{query}", "messages": []},
+            )
+            group["messages"].append(
+                {
+                    "message": message,
+                    "url": reverse(f"{site}:django_flowdock_message_change", args=[message.pk]),
+                    "color": STATE_COLORS.get(message.state, "#666"),
+                }
+            )
+        opts = self.opts
+        return {
+            "thread_key": key,
+            "sources": list(by_source.values()),
+            "more": len(latest) > len(shown),
+            "log_url": f"{log}?{urlencode({'q': key})}",
+            "resend_url": reverse(
+                f"{site}:{opts.app_label}_{opts.model_name}_flowdock_resend",
+                args=[quote(obj.pk)],
+            ),
+            "can_resend": self.has_change_permission(request, obj),
+        }
+
+    def flowdock_resend_view(self, request, object_id: str):
+        """Queue the thread's current state for every source that receives it (POST,
+        with the change permission on the object)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404
+        if not isinstance(obj, FlowdockThread) or not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        queue_current_state(type(obj), [obj])
+        self.message_user(
+            request,
+            _("The current state of “%(object)s” is queued for Flowdock.") % {"object": obj},
+            messages.SUCCESS,
+        )
+        opts = self.opts
+        return HttpResponseRedirect(
+            reverse(
+                f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
+                args=[quote(obj.pk)],
+            )
+        )

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from django_flowdock.admin import FlowdockThreadAdminMixin
+
 from .models import Reply, Ticket
 
 
@@ -11,7 +13,7 @@ class ReplyInline(admin.TabularInline):
 
 
 @admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
+class TicketAdmin(FlowdockThreadAdminMixin, admin.ModelAdmin):
     list_display = ["subject", "status", "priority", "assignee", "updated_at"]
     list_filter = ["status", "priority", "assignee"]
     search_fields = ["subject", "description"]

@@ -1,7 +1,14 @@
 from django.contrib import admin
 
+from django_flowdock.admin import FlowdockThreadAdminMixin
+
 from .models import Card, CardComment, Tag
 
-admin.site.register(Card)
+
+@admin.register(Card)
+class CardAdmin(FlowdockThreadAdminMixin, admin.ModelAdmin):
+    pass
+
+
 admin.site.register(CardComment)
 admin.site.register(Tag)

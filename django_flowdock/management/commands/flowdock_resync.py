@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import router, transaction
@@ -11,6 +13,26 @@ from django_flowdock.mixins import FlowdockThread, thread_models
 from django_flowdock.models import Change
 
 CHUNK = 200
+
+
+def queue_current_state(model: type[FlowdockThread], objs: Iterable[FlowdockThread]) -> None:
+    """Queue an "updated" activity with the current state of ``objs`` (objects of
+    ``model``) in one transaction: each source that receives them gets it once the
+    transaction commits. The admin's "Resend to Flowdock" button calls it too."""
+    using = router.db_for_write(Change)
+    concrete = model._meta.concrete_model
+    assert concrete is not None
+    label = concrete._meta.label_lower
+    with transaction.atomic(using=using):
+        for obj in objs:
+            # A resync is shown even though no value changed.
+            capture(
+                using=using,
+                model=label,
+                object_pk=obj.pk,
+                event=Change.Event.UPDATED,
+                values={"resync": True},
+            )
 
 
 class Command(BaseCommand):
@@ -50,12 +72,12 @@ class Command(BaseCommand):
             for obj in queryset.iterator(chunk_size=CHUNK):
                 chunk.append(obj)
                 if len(chunk) == CHUNK:
-                    self._queue(model, chunk)
+                    queue_current_state(model, chunk)
                     done += len(chunk)
                     chunk = []
                     self._progress(label, done, total)
             if chunk:
-                self._queue(model, chunk)
+                queue_current_state(model, chunk)
                 done += len(chunk)
             self._progress(label, done, total, final=True)
             items += done
@@ -77,22 +99,6 @@ class Command(BaseCommand):
                 )
             found.append(model)
         return found
-
-    def _queue(self, model: type[FlowdockThread], objs: list[FlowdockThread]) -> None:
-        using = router.db_for_write(Change)
-        concrete = model._meta.concrete_model
-        assert concrete is not None
-        label = concrete._meta.label_lower
-        with transaction.atomic(using=using):
-            for obj in objs:
-                # A resync is shown even though no value changed.
-                capture(
-                    using=using,
-                    model=label,
-                    object_pk=obj.pk,
-                    event=Change.Event.UPDATED,
-                    values={"resync": True},
-                )
 
     def _progress(self, label: str, done: int, total: int, final: bool = False) -> None:
         width = 30
