@@ -71,6 +71,12 @@ class FlowdockStandIn(LocalServer):
             self.access_tokens.pop(token.access_token, None)
             self.lock.notify_all()
 
+    def forget(self, access_token: str) -> None:
+        """The access token stops working before its stated expiry (the grant stays)."""
+        with self.lock:
+            self.access_tokens.pop(access_token, None)
+            self.lock.notify_all()
+
     def chat(self, path: str, thread_id: str, content: str, user: int = 1) -> dict:
         """A chat message in a thread, as a Flowdock user writes it."""
         return self._store(

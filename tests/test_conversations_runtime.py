@@ -6,8 +6,12 @@ flows connected or deactivated while it runs are followed without a restart."""
 from __future__ import annotations
 
 import signal
+from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
 
 from django_flowdock.conversations.models import ThreadLink
 from django_flowdock.models import OAuthToken, Source
@@ -54,7 +58,7 @@ def replies() -> list[str]:
     return sorted(Reply.objects.values_list("text", flat=True))
 
 
-@pytest.mark.parametrize("stand_in", [{"lifetime": 4}], indirect=True)
+@pytest.mark.parametrize("stand_in", [{"lifetime": 4}, {"lifetime": 15}], indirect=True)
 def test_a_listener_keeps_applying_replies_across_several_token_expiries(stand_in, listener):
     source = connect(stand_in, "acme/main")
     ticket = Ticket.objects.create(subject="Polish the flux capacitor")
@@ -115,3 +119,21 @@ def test_flows_connected_and_deactivated_while_running_are_followed(stand_in, li
     assert stand_in.streams["acme/main"] == 1
     stand_in.chat("acme/main", thread_of(ticket, main), "in the first flow")
     wait_for(lambda: len(replies()) == 2, what="the first flow's reply")
+
+
+def test_once_refreshes_a_token_flowdock_refuses_before_its_expiry(stand_in):
+    source = connect(stand_in, "acme/main")
+    ticket = Ticket.objects.create(subject="Polish the flux capacitor")
+    thread_id = thread_of(ticket, source)
+    stand_in.chat("acme/main", thread_id, "read with a refreshed token")
+    token = OAuthToken.objects.get()
+    token.expires_at = timezone.now() + timedelta(hours=1)  # looks valid here
+    token.save()
+    stand_in.forget(token.access_token)
+
+    call_command("flowdock_listen", "--once", stdout=StringIO())
+
+    assert replies() == ["read with a refreshed token"]
+    assert stand_in.refreshes == 1
+    assert ("GET", "/flows/acme/main/messages", 401) in stand_in.requests
+    assert OAuthToken.objects.get().access_token != token.access_token

@@ -14,10 +14,10 @@ import math
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -32,10 +32,12 @@ from requests_oauthlib import OAuth2Session
 from django_flowdock.api.client import FlowdockClient
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.context import absolute_url
-from django_flowdock.exceptions import FlowdockOAuthError
+from django_flowdock.exceptions import FlowdockError, FlowdockOAuthError
 from django_flowdock.models import OAuthApplication, OAuthToken
 
 logger = logging.getLogger("django_flowdock.api.oauth")
+
+T = TypeVar("T")
 
 SESSION_KEY = "django_flowdock_oauth"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -254,6 +256,20 @@ def access_token(token: OAuthToken) -> str:
     if token.refresh_token or token.expires_at <= now:
         return refresh(token).access_token
     return token.access_token
+
+
+def authorized_call(token: OAuthToken, send: Callable[[dict[str, str]], T]) -> T:
+    """``send(headers)`` with the ``Authorization`` header of ``token``, refreshed
+    before it expires (:func:`access_token`), then refreshed once more and sent again
+    if Flowdock answers ``401`` anyway (a token revoked early, clocks apart). A second
+    ``401`` propagates, as does the ``FlowdockOAuthError`` of a refused refresh."""
+    try:
+        return send({"Authorization": f"Bearer {access_token(token)}"})
+    except FlowdockError as exc:
+        if exc.status_code != 401 or not token.refresh_token:
+            raise
+    logger.info("Flowdock refused the OAuth token %s (401); refreshing it.", token.pk)
+    return send({"Authorization": f"Bearer {refresh(token).access_token}"})
 
 
 def refresh(token: OAuthToken) -> OAuthToken:

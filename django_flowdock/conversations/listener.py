@@ -117,31 +117,20 @@ class GrantRefused(Exception):
 
 
 def authorized(flow: Flow, send: Callable[[dict[str, str]], requests.Response]) -> Any:
-    """``send(headers)`` with the flow's access token, refreshed before it expires and
-    once more if Flowdock answers ``401`` (revoked early, or a clock apart)."""
+    """``send(headers)`` with the flow's grant, through the accessor that refreshes it
+    (:func:`.oauth.authorized_call`). A refusal a person must fix (refresh refused,
+    ``401`` after a refresh) is a :class:`GrantRefused`; Flowdock out of reach is not."""
     token = OAuthToken.objects.select_related("application").get(pk=flow.token_id)
-    for attempt in (1, 2):
-        try:
-            bearer = oauth.access_token(token)
-        except FlowdockOAuthError as exc:
-            if isinstance(exc.__cause__, requests.RequestException):
-                raise  # Flowdock could not be reached: back off and try again
-            raise GrantRefused(str(exc)) from exc
-        try:
-            return send({"Authorization": f"Bearer {bearer}"})
-        except FlowdockError as exc:
-            if exc.status_code != 401:
-                raise
-            if attempt == 2 or not token.refresh_token:
-                raise GrantRefused(f"Flowdock refused the OAuth token (401): {exc}") from exc
-            logger.info("Flow %s: the OAuth token was refused (401); refreshing it", flow.path)
-            try:
-                oauth.refresh(token)
-            except FlowdockOAuthError as refused:
-                if isinstance(refused.__cause__, requests.RequestException):
-                    raise
-                raise GrantRefused(str(refused)) from refused
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return oauth.authorized_call(token, send)
+    except FlowdockOAuthError as exc:
+        if isinstance(exc.__cause__, requests.RequestException):
+            raise  # Flowdock could not be reached: back off and try again
+        raise GrantRefused(str(exc)) from exc
+    except FlowdockError as exc:
+        if exc.status_code == 401:
+            raise GrantRefused(f"Flowdock refused the OAuth token (401): {exc}") from exc
+        raise
 
 
 def _messages_path(flow: Flow) -> str:
