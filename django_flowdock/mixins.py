@@ -6,7 +6,8 @@ for computed values, the way ``get_absolute_url`` customises the admin.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import router, transaction
@@ -24,6 +25,55 @@ if TYPE_CHECKING:
     from django.db.models import Model as _ModelBase
 else:
     _ModelBase = object
+
+
+#: The instance attribute holding the values the database held when it was last loaded
+#: or saved (read it through ``loaded_values()``).
+LOADED_VALUES = "_flowdock_loaded"
+#: Fields whose values cannot change in place: a loaded row's values are kept as they
+#: are. Any other field's dict or list (JSON, arrays) is copied at load.
+_IMMUTABLE_TYPES = frozenset(
+    [
+        "AutoField",
+        "BigAutoField",
+        "SmallAutoField",
+        "BigIntegerField",
+        "IntegerField",
+        "SmallIntegerField",
+        "PositiveBigIntegerField",
+        "PositiveIntegerField",
+        "PositiveSmallIntegerField",
+        "FloatField",
+        "DecimalField",
+        "BooleanField",
+        "CharField",
+        "TextField",
+        "SlugField",
+        "EmailField",
+        "URLField",
+        "UUIDField",
+        "DateField",
+        "DateTimeField",
+        "TimeField",
+        "DurationField",
+        "FileField",
+        "ImageField",
+        "FilePathField",
+        "GenericIPAddressField",
+        "BinaryField",
+        "ForeignKey",
+        "OneToOneField",
+    ]
+)
+
+
+def loaded_values(instance: Any) -> dict[str, Any] | None:
+    """The values the database held for ``instance`` when it was last loaded or saved
+    (``None`` for an object built in memory and never saved)."""
+    loaded = instance.__dict__.get(LOADED_VALUES)
+    if isinstance(loaded, tuple):  # the row as loaded: made a dict the first time it is read
+        loaded = instance.__dict__[LOADED_VALUES] = dict(zip(*loaded, strict=True))
+    return loaded
 
 
 def _starting_transaction(using: str) -> None:
@@ -75,6 +125,37 @@ class FlowdockThread(_FlowdockOptionsMixin):
 
     _flowdock_allowed = THREAD_OPTIONS
 
+    @classmethod
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> Any:
+        instance = super().from_db(db, field_names, values, **kwargs)
+        # What the database holds, for the next save to be compared with. Reading a list
+        # of objects costs a reference to each row; only a value that can change in place
+        # (a JSON dict or list) is copied now, since the object holds the same one.
+        copied = cls._flowdock_copied_fields()
+        if copied:
+            loaded = dict(zip(field_names, values, strict=True))
+            for name in copied.intersection(loaded):
+                if isinstance(loaded[name], (dict, list)):
+                    loaded[name] = copy.deepcopy(loaded[name])
+            instance.__dict__[LOADED_VALUES] = loaded
+        else:
+            instance.__dict__[LOADED_VALUES] = (field_names, values)
+        return instance
+
+    @classmethod
+    def _flowdock_copied_fields(cls) -> frozenset[str]:
+        copied = cls.__dict__.get("_flowdock_copied")
+        if copied is None:
+            copied = frozenset(
+                f.attname
+                for f in cls._meta.concrete_fields
+                if f.get_internal_type() not in _IMMUTABLE_TYPES
+            )
+            cls._flowdock_copied = copied  # type: ignore[attr-defined]
+        return copied
+
     def refresh_from_db(
         self,
         using: str | None = None,
@@ -87,9 +168,7 @@ class FlowdockThread(_FlowdockOptionsMixin):
 
         names = None if fields is None else list(fields)
         deferred = self.get_deferred_fields()
-        # from_queryset exists from Django 5.1: pass it only when given.
-        extra = {} if from_queryset is None else {"from_queryset": from_queryset}
-        super().refresh_from_db(using, names, **extra)
+        super().refresh_from_db(using, names, from_queryset)
         remember_reloaded_values(self, None if names is None else set(names), deferred)
 
     def get_flowdock_thread_id(self) -> str:

@@ -23,7 +23,6 @@ from django.db.models.fields.files import FieldFile
 from django.db.models.signals import (
     m2m_changed,
     post_delete,
-    post_init,
     post_save,
     pre_delete,
     pre_save,
@@ -32,13 +31,12 @@ from django.db.models.signals import (
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.context import current_request, current_user, is_from_flowdock
 from django_flowdock.delivery.outbox import capture, values_before
-from django_flowdock.mixins import FlowdockComment, FlowdockThread
+from django_flowdock.mixins import LOADED_VALUES, FlowdockComment, FlowdockThread, loaded_values
 from django_flowdock.models import Change
 from django_flowdock.threads.options import option
 
 logger = logging.getLogger("django_flowdock.delivery")
 
-_SNAPSHOT = "_flowdock_loaded"
 _M2M_BEFORE = "_flowdock_m2m_before"
 _M2M_LAST = "_flowdock_m2m_last"
 
@@ -60,15 +58,13 @@ def _raw(value: Any) -> Any:
     return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
 
 
-def remember_loaded_values(sender: type, instance: Any, **kwargs: Any) -> None:
-    instance.__dict__[_SNAPSHOT] = _concrete_values(instance)
-
-
 def remember_reloaded_values(instance: Any, names: set[str] | None, deferred: set[str]) -> None:
     """After ``refresh_from_db()`` (also how a deferred field is loaded), the values read
     are the baseline for the next save: ``names`` were reloaded, or with ``None`` every
     field not in ``deferred``."""
-    snapshot = instance.__dict__.setdefault(_SNAPSHOT, {})
+    snapshot = loaded_values(instance)
+    if snapshot is None:
+        snapshot = instance.__dict__[LOADED_VALUES] = {}
     values = instance.__dict__
     for f in instance._meta.concrete_fields:
         if names is None:
@@ -86,7 +82,7 @@ def load_unknown_values(
     known old value: read it before the save overwrites it (one query, only then)."""
     if raw or instance._state.adding or instance.pk is None:
         return
-    loaded = instance.__dict__.get(_SNAPSHOT)
+    loaded = loaded_values(instance)
     if loaded is None:
         return
     unknown = [
@@ -127,7 +123,7 @@ def _using(instance: Any, kwargs: dict[str, Any]) -> str:
 def thread_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs: Any) -> None:
     if raw:
         return
-    loaded = instance.__dict__.get(_SNAPSHOT, {})
+    loaded = loaded_values(instance) or {}
     current = _concrete_values(instance)
     values: dict[str, dict[str, Any]] | None = None
     if created:
@@ -155,9 +151,9 @@ def thread_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs
     # The snapshot records what the database holds: fields left out of update_fields
     # keep their loaded value, so saving them later is still a change.
     if created:
-        instance.__dict__[_SNAPSHOT] = current
+        instance.__dict__[LOADED_VALUES] = current
     else:
-        instance.__dict__[_SNAPSHOT] = {
+        instance.__dict__[LOADED_VALUES] = {
             **loaded,
             **{name: value for name, value in current.items() if name in saved},
         }
@@ -312,7 +308,6 @@ def connect_receivers() -> None:
     for model in apps.get_models():
         uid = model._meta.label_lower
         if issubclass(model, FlowdockThread):
-            post_init.connect(remember_loaded_values, model, dispatch_uid=f"flowdock-init-{uid}")
             pre_save.connect(load_unknown_values, model, dispatch_uid=f"flowdock-presave-{uid}")
             post_save.connect(thread_saved, model, dispatch_uid=f"flowdock-save-{uid}")
             pre_delete.connect(
