@@ -25,6 +25,7 @@ from django_flowdock.conf import DEFAULTS
 from django_flowdock.delivery.engine import drain
 from django_flowdock.models import Message, Source
 from tests.local_api import RecordingServer
+from tests.test_default_backend_lifecycle import process_env
 from tests.test_worker_processes import BOOT, ROOT, database_url
 from tests.testapp.models import Ticket
 
@@ -167,3 +168,24 @@ def test_an_hour_long_outage_on_a_simulated_clock_fails_nothing_and_probes_every
         if request["status"] == 202:
             arrived[request["external_thread_id"], request["flow_token"]].append(request["uuid"])
     assert arrived == made
+
+
+def test_a_refusal_is_reported_on_the_console_of_a_project_without_logging(
+    transactional_db, flowdock
+):
+    Source.objects.create(name="Helpdesk", flow_token="token-0")
+    flowdock.status = 400
+    save = "from tests.testapp.models import Ticket; Ticket.objects.create(subject='Refused')"
+    # The suite's settings configure no logging, as a new project's do not: Python's
+    # last-resort handler prints warnings and errors on stderr.
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "shell", "-c", save],
+        cwd=ROOT,
+        env=process_env({"API_URL": flowdock.url, "DELIVERY": "immediate"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "to source 'Helpdesk') failed: HTTP 400" in result.stderr, result.stderr
+    assert Message.objects.get().state == "failed"
