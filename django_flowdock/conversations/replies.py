@@ -245,13 +245,7 @@ def retry(record_id: int) -> str | None:
     """Apply one failed reply again; None if it is no longer failed (applied meanwhile
     by another process)."""
     with transaction.atomic():
-        record = (
-            ReceivedMessage.objects.select_for_update()
-            .failed()
-            .filter(pk=record_id)
-            .select_related("thread_link")
-            .first()
-        )
+        record = ReceivedMessage.objects.select_for_update().failed().filter(pk=record_id).first()
         if record is None:
             return None
         record.attempts += 1
