@@ -149,15 +149,17 @@ class ThreadDiscovery:
     """Traces a thread the app knows no link for, the first time a reply is read in
     it: its first inbox messages (``GET …/threads/:id/messages``) name our post when
     the thread is ours, posted before conversations was switched on (or answered
-    ``202`` before the cursor). Each thread is looked up once per process."""
+    ``202`` before the cursor). Each thread is looked up once per process (readers
+    restarted and ``catch_up()`` passes in one worker process share the memory)."""
 
-    #: Thread ids remembered as not ours before the memory starts again.
+    #: Thread ids remembered per flow before the memory starts again.
     REMEMBERED = 10_000
+    _looked_up: dict[str, set[str]] = {}
 
     def __init__(self, flow: Flow, client: FlowdockClient) -> None:
         self.flow = flow
         self.client = client
-        self.looked_up: set[str] = set()
+        self.looked_up = self._looked_up.setdefault(flow.flow_id, set())
 
     def __call__(self, thread_id: str) -> bool:
         if thread_id in self.looked_up:
