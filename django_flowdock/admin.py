@@ -16,7 +16,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import models, router, transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Min, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.loader import select_template
@@ -429,18 +430,27 @@ class SourceAdmin(SecretAdminMixin, admin.ModelAdmin):
         return [name for name in self.readonly_fields if name != "application"]
 
     def get_queryset(self, request):
-        # One query for the whole page, however many messages and sources; the scope
-        # objects with one more query per scope type.
-        pending = Q(messages__state=Message.State.PENDING)
+        # One query for the whole page, the scope objects with one more query per scope
+        # type. Each figure is a per-source probe of an index (state, or source and
+        # sent_at), not an aggregate over the whole message table.
+        def per_source(messages: models.QuerySet[Message], value) -> Subquery:
+            figure = messages.filter(source=OuterRef("pk")).order_by().values("source")
+            return Subquery(figure.annotate(value=value).values("value"))
+
+        pending = Message.objects.pending()
         return (
             super()
             .get_queryset(request)
             .prefetch_related("scope")
             .annotate(
-                _last_delivery=Max("messages__sent_at"),
-                _waiting=Count("messages", filter=pending),
-                _oldest_waiting=Min("messages__created_at", filter=pending),
-                _failed=Count("messages", filter=Q(messages__state=Message.State.FAILED)),
+                _last_delivery=Subquery(
+                    Message.objects.filter(source=OuterRef("pk"), sent_at__isnull=False)
+                    .order_by("-sent_at")
+                    .values("sent_at")[:1]
+                ),
+                _waiting=Coalesce(per_source(pending, Count("pk")), 0),
+                _oldest_waiting=per_source(pending, Min("created_at")),
+                _failed=Coalesce(per_source(Message.objects.failed(), Count("pk")), 0),
             )
         )
 

@@ -192,7 +192,7 @@ def sequential_scans(url: str, client, params: dict[str, str]) -> list[str]:
     return scans
 
 
-def test_the_delivery_log_and_a_threads_panel_read_100k_messages_through_indexes(
+def test_the_delivery_log_sources_and_a_threads_panel_read_100k_messages_by_index(
     admin_client, big_log, monkeypatch
 ):
     # Ten rows a page: the plans are the same, the pages quicker to render.
@@ -219,6 +219,10 @@ def test_the_delivery_log_and_a_threads_panel_read_100k_messages_through_indexes
         assert sequential_scans(log, admin_client, params) == [], params
     page = admin_client.get(log, {"q": key}).content.decode()
     assert "100 messages" in page  # ROWS // 1000 rows carry the card's key
+
+    sources = "/admin/django_flowdock/source/"
+    for params in [{}, {"o": "7"}, {"o": "-9"}]:  # sorted by waiting, by last delivery
+        assert sequential_scans(sources, admin_client, params) == [], params
 
     panel = f"/admin/testapp/card/{card.pk}/change/"
     assert sequential_scans(panel, admin_client, {}) == []

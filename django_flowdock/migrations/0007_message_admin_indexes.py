@@ -21,4 +21,8 @@ class Migration(migrations.Migration):
             model_name="message",
             index=models.Index(fields=["created_at"], name="django_flow_created_d608f7_idx"),
         ),
+        migrations.AddIndex(
+            model_name="message",
+            index=models.Index(fields=["source", "sent_at"], name="django_flow_source__cba093_idx"),
+        ),
     ]
