@@ -382,6 +382,8 @@ class Message(models.Model):
             ),
             # The delivery log's "created" filter.
             models.Index(fields=["created_at"]),
+            # The admin's sources list: each source's last delivery.
+            models.Index(fields=["source", "sent_at"]),
         ]
 
     def __str__(self) -> str:
