@@ -424,10 +424,12 @@ class Listener:
         source added or removed, another grant, a lease lost)."""
         wanted = {flow.flow_id: flow for flow in flows}
         for flow_id, (reader, thread) in list(self.readers.items()):
-            if wanted.get(flow_id) != reader.flow:
+            if wanted.get(flow_id) != reader.flow or not thread.is_alive():
                 logger.info("Flow %s: its reader stops (flow changed, gone or leased)", flow_id)
                 reader.stop()
-                thread.join(timeout=STREAM_IDLE_TIMEOUT)
+                # Not waited for: the leases of the other flows are renewed meanwhile.
+                # A moment with two readers of the flow still applies each reply once.
+                thread.join(timeout=1.0)
                 del self.readers[flow_id]
         for flow_id, flow in wanted.items():
             if flow_id in self.readers or self.stopping.is_set():
