@@ -8,9 +8,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from django_flowdock.conversations.leases import FlowLeases
 from django_flowdock.conversations.models import FlowLease, ReceivedMessage
 from tests.conversations_api import FlowdockStandIn, connect
 from tests.test_conversations_processes import spawn_command, spawn_listener
@@ -118,3 +121,25 @@ def test_flowdock_worker_listen_delivers_and_applies_replies_in_one_process(
     assert worker.returncode == 0, err
     assert "Flowdock worker stopped: 1 sent" in out
     assert not FlowLease.objects.exists()  # released on a clean stop
+
+
+def test_a_flow_lease_is_held_by_one_listener_until_it_expires_or_is_released(
+    client, django_user_model
+):
+    first, second = FlowLeases("host-a:1:x"), FlowLeases("host-b:2:y")
+    assert first.hold(["flow-1", "flow-2"]) == {"flow-1", "flow-2"}
+    assert second.hold(["flow-1", "flow-2"]) == set()
+    assert first.hold(["flow-1", "flow-2"]) == {"flow-1", "flow-2"}  # renewed
+
+    FlowLease.objects.filter(flow_id="flow-1").update(
+        held_until=timezone.now() - timedelta(seconds=1)  # its holder stopped renewing
+    )
+    assert second.hold(["flow-1", "flow-2"]) == {"flow-1"}
+    assert first.hold(["flow-1", "flow-2"]) == {"flow-2"}
+
+    client.force_login(django_user_model.objects.create_superuser("ada", "a@example.com", "pw"))
+    page = client.get("/admin/flowdock_conversations/flowlease/").content.decode()
+    assert "host-a:1:x" in page and "host-b:2:y" in page
+
+    first.release()
+    assert second.hold(["flow-1", "flow-2"]) == {"flow-1", "flow-2"}

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from django_flowdock.conversations.models import ReceivedMessage
+from django_flowdock.conversations.models import FlowLease, ReceivedMessage
 from django_flowdock.conversations.replies import retry
 
 DETAIL_FIELDS = (
@@ -103,3 +103,11 @@ class ReceivedMessageAdmin(ReadOnlyAdmin):
                 % failed,
                 messages.ERROR,
             )
+
+
+@admin.register(FlowLease)
+class FlowLeaseAdmin(ReadOnlyAdmin):
+    """Which listener (host:process) reads which flow, and until when without renewal."""
+
+    list_display = ["flow_id", "holder", "held_until"]
+    ordering = ["flow_id"]
