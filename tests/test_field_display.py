@@ -3,13 +3,15 @@
 The values are read at delivery (threads/display.py): many-to-many and reverse
 relations as their objects' ``str()`` sorted, choices by label, foreign keys by
 ``str()``, booleans as yes/no, dates localised in the current time zone, decimals
-localised, files by name. What reaches the sandbox is checked over real HTTP.
+localised with their field's decimal places, files by name; empty fields are left out
+of the thread. What reaches the sandbox is checked over real HTTP.
 """
 
 import datetime
 from decimal import Decimal
 
 import pytest
+import requests
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -74,6 +76,21 @@ def test_dates_booleans_decimals_files_and_none_are_shown_for_people():
     assert text(None) == ""
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal("14000"), "14000.00"),
+        (Decimal("12500.5"), "12500.50"),
+        (Decimal("0"), "0.00"),
+        (0, "0.00"),
+        (3.5, "3.50"),
+        (None, ""),
+    ],
+)
+def test_a_decimal_field_is_shown_with_its_decimal_places(value, expected):
+    assert text(read_path(Card(estimate=value), "estimate")) == expected
+
+
 def test_choices_are_shown_by_label_and_foreign_keys_by_str():
     card = Card(kind=Card.Kind.FEATURE, project=Project(name="Ops"))
     assert read_path(card, "kind") == "Feature request"
@@ -135,6 +152,44 @@ def test_changed_fields_of_every_type_are_named_in_the_update(sandbox, card, set
         assert line in update["body"]
 
 
+def test_a_changed_decimal_is_shown_one_way_in_the_update_and_the_field(sandbox, card):
+    card.estimate = Decimal("12500.50")
+    card.save()
+    card.estimate = Decimal("14000")
+    card.save()
+
+    update = activities(sandbox)[-1]
+    assert "Estimate: 12500.50 → 14000.00" in update["body"]
+    assert fields_of(update)["Estimate"] == "14000.00"
+
+
+def test_zero_is_shown_with_the_fields_decimal_places(sandbox, source):
+    card = Card.objects.create(title="Free of charge", estimate=0)
+    wait_for_delivery()
+    card.estimate = Decimal("0.5")
+    card.save()
+
+    created, updated = activities(sandbox)
+    assert fields_of(created)["Estimate"] == "0.00"
+    assert "Estimate: 0.00 → 0.50" in updated["body"]
+    assert fields_of(updated)["Estimate"] == "0.50"
+
+
+def test_empty_fields_are_left_out_of_the_thread(sandbox, source):
+    card = Card.objects.create(title="Bare")
+    wait_for_delivery()
+    card.estimate = Decimal("2")
+    card.save()
+
+    created, updated = activities(sandbox)
+    # Tags, due date, project, estimate, attachment and subtasks are empty.
+    assert created["thread"]["fields"] == [{"label": "Urgent", "value": "no"}]
+    assert "Estimate: — → 2.00" in updated["body"]
+    assert fields_of(updated) == {"Urgent": "no", "Estimate": "2.00"}
+    inbox = requests.get(sandbox.credentials["flow"]["web_url"], timeout=10).text
+    assert inbox.count('<tr class="field"') == 2
+
+
 def test_a_file_saved_in_place_is_named_in_the_update(sandbox, card, settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path)
     card.attachment = "reports/q3.pdf"
@@ -169,7 +224,8 @@ def test_changing_only_the_tags_sends_one_update_naming_it(
     new = activities(sandbox)[sent_before:]
     assert [m["title"] for m in new] == ["updated card"]
     assert new[0]["body"] == f"<ul><li>Tags: {before} → {after}</li></ul>"
-    assert fields_of(new[0])["Tags"] == ("" if after == "—" else after)
+    # No tags left: the field is left out of the thread.
+    assert fields_of(new[0]).get("Tags", "—") == after
 
 
 def test_reverse_clear_updates_every_thread_that_held_the_tag(sandbox, card, tags):

@@ -28,7 +28,7 @@ def test_thread_carries_title_body_status_fields_and_absolute_url():
         "status": {"value": "open", "color": "green"},
         "fields": [
             {"label": "Priority", "value": "normal"},
-            {"label": "Assignee", "value": ""},
+            # Assignee is empty: left out rather than shown as an empty row.
             {"label": "Project", "value": "BTTF"},
         ],
     }

@@ -64,10 +64,15 @@ def test_foreign_key_change_is_described_by_display_values(locmem, hand_source):
 
 
 def test_delete_sends_last_state(locmem, hand_source):
-    ticket = Ticket.objects.create(subject="Polish", state="solved")
+    ticket = Ticket.objects.create(subject="Polish", description="Dusty", state="solved")
     ticket.delete()
     assert titles(locmem) == ["created ticket", "deleted ticket"]
-    assert locmem[1]["thread"]["status"]["value"] == "solved"
+    # The item's last title and body; no status, link or actions of the gone item.
+    assert locmem[1]["thread"] == {
+        "title": "Polish",
+        "body": "Dusty",
+        "fields": [{"label": "Priority", "value": "normal"}],
+    }
     assert locmem[1]["external_thread_id"] == locmem[0]["external_thread_id"]
 
 

@@ -59,7 +59,10 @@ from .tags import split_tags
 from .writes import write_transaction
 
 USER = [BearerTokenAuthentication, APITokenBasicAuthentication]
-USER_OR_FLOW_TOKEN = [*USER, FlowTokenAuthentication]
+# A flow token in the body or query string wins over an Authorization header: clients
+# such as node-flowdock send their Basic header with every request, integration posts
+# included, and Flowdock takes those posts by their flow token.
+USER_OR_FLOW_TOKEN = [FlowTokenAuthentication, *USER]
 FLOW_SCOPE = ("flow",)
 # The production integration guide fetches the flow with the token it got for
 # creating sources, so an ``integration`` token may read flows too.
@@ -499,7 +502,9 @@ class ThreadMessagesView(FlowdockView):
 
 
 class FileView(FlowdockView):
-    """``GET /files/...``: a redirect to where the file is stored, as in Flowdock."""
+    """``GET /files/...``: a redirect to where the file is stored, as in Flowdock. An
+    image's ``thumb/`` path redirects to the image itself: the sandbox does not resize,
+    the thumbnail's width and height say the size to show it at."""
 
     def get(self, request: Request, flow_id: str, token: str, name: str) -> HttpResponse:
         attachment = Attachment.objects.filter(token=token, message__flow_id=flow_id).first()

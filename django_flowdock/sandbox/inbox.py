@@ -9,6 +9,7 @@ from typing import Any
 
 from rest_framework.exceptions import ValidationError
 
+from .images import image_size
 from .models import Attachment, Flow, Message, Source, Thread, User
 from .representations import thread_state
 from .serializers import BLANK
@@ -134,17 +135,23 @@ def _snapshot(message: Message) -> None:
 
 
 def _store(message: Message, uploads: list[Upload]) -> list[Attachment]:
-    return [
-        Attachment.objects.create(
-            message=message,
-            content_id=upload.content_id,
-            file_name=upload.file_name,
-            content_type=upload.content_type,
-            data=upload.data,
-            size=len(upload.data),
+    stored = []
+    for upload in uploads:
+        size = image_size(upload.data) if upload.content_type.startswith("image/") else None
+        width, height = size or (None, None)
+        stored.append(
+            Attachment.objects.create(
+                message=message,
+                content_id=upload.content_id,
+                file_name=upload.file_name,
+                content_type=upload.content_type,
+                data=upload.data,
+                size=len(upload.data),
+                width=width,
+                height=height,
+            )
         )
-        for upload in uploads
-    ]
+    return stored
 
 
 def _thread_for(source: Source, data: dict[str, Any], *, apply_state: bool) -> Thread:

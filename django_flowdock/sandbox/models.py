@@ -237,6 +237,9 @@ class Attachment(models.Model):
     content_type = models.CharField(max_length=255)
     data = models.BinaryField()
     size = models.PositiveIntegerField()
+    # Read from the file when it is a PNG, GIF or JPEG image (see images.py).
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
 
     objects: ClassVar[models.Manager["Attachment"]]
 

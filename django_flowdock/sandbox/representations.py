@@ -9,6 +9,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from .images import thumbnail_size
 from .models import (
     Application,
     Attachment,
@@ -172,13 +173,25 @@ def thread_json(thread: Thread) -> dict[str, Any]:
 
 
 def attachment_json(attachment: Attachment, flow: Flow) -> dict[str, Any]:
-    return {
+    """An attachment; an image adds its ``image`` size and a ``thumbnail``, as in the
+    file sample of Flowdock's message-types docs."""
+    folder = f"/files/{flow.id}/{attachment.token}"
+    data: dict[str, Any] = {
         "content_type": attachment.content_type,
         "content_id": attachment.content_id or None,
         "file_name": attachment.file_name,
         "file_size": attachment.size,
-        "path": f"/files/{flow.id}/{attachment.token}/{attachment.file_name}",
+        "path": f"{folder}/{attachment.file_name}",
     }
+    if attachment.width and attachment.height:
+        width, height = thumbnail_size(attachment.width, attachment.height)
+        data["image"] = {"width": attachment.width, "height": attachment.height}
+        data["thumbnail"] = {
+            "path": f"{folder}/thumb/{attachment.file_name}",
+            "width": width,
+            "height": height,
+        }
+    return data
 
 
 def message_json(message: Message) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from .limits import REQUEST_LIMIT
 from .options import DEFAULT_DB, LOOPBACK_NAMES
 
 DATABASE_FILE = Path(os.environ.get("FLOWDOCK_SANDBOX_DB", DEFAULT_DB))
@@ -41,6 +42,8 @@ ALLOWED_HOSTS = os.environ.get("FLOWDOCK_SANDBOX_HOSTS", ",".join(LOOPBACK_NAMES
 
 INSTALLED_APPS = ["rest_framework", "django_flowdock.sandbox"]
 MIDDLEWARE = [
+    # First: nothing may read a body too large to take.
+    "django_flowdock.sandbox.limits.RequestSizeLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -64,6 +67,12 @@ TEMPLATES = [
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     }
 ]
+
+# RequestSizeLimitMiddleware refuses larger requests before they are read, so a JSON
+# body (with base64 attachments) may use all of REQUEST_LIMIT; files in multipart
+# bodies larger than FILE_UPLOAD_MAX_MEMORY_SIZE are spooled to disk while parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_LIMIT
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 USE_TZ = True
 TIME_ZONE = "UTC"

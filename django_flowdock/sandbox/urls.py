@@ -35,6 +35,11 @@ api = [
     path("sources", api_views.SourcesView.as_view(), name="sources"),
     path("user", api_views.UserView.as_view(), name="user"),
     path("files/<str:flow_id>/<str:token>/<str:name>", api_views.FileView.as_view(), name="file"),
+    path(
+        "files/<str:flow_id>/<str:token>/thumb/<str:name>",
+        api_views.FileView.as_view(),
+        name="file-thumbnail",
+    ),
     path("storage/<str:token>/<str:name>", api_views.stored_file, name="stored-file"),
     # stream.flowdock.com, on the same host under /stream.
     path("stream/flows", api_views.StreamView.as_view(), name="stream"),

@@ -13,6 +13,7 @@ import decimal
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models.fields.files import FieldFile
 from django.utils import formats, timezone
@@ -76,7 +77,27 @@ def _attribute(obj: Any, name: str, display: bool) -> Any:
     value = getattr(obj, name)
     if callable(value) and not isinstance(value, (models.Model, models.Manager)):
         return value()
+    if display and isinstance(obj, models.Model):
+        return _with_decimal_places(obj, name, value)
     return value
+
+
+def _with_decimal_places(obj: models.Model, name: str, value: Any) -> Any:
+    """A decimal field's value with the field's ``decimal_places``: the database gives
+    14000.00, a value assigned in Python or captured in a change may be 14000 or 0."""
+    if isinstance(value, bool) or not isinstance(value, (decimal.Decimal, int, float)):
+        return value
+    try:
+        field = obj._meta.get_field(name)
+    except FieldDoesNotExist:
+        return value
+    if not isinstance(field, models.DecimalField):
+        return value
+    try:
+        exponent = decimal.Decimal(1).scaleb(-field.decimal_places)
+        return decimal.Decimal(str(value)).quantize(exponent)
+    except decimal.InvalidOperation:  # more digits than a decimal context holds
+        return value
 
 
 def shown(obj: Any, path: str | Callable[[Any], Any]) -> str:

@@ -70,14 +70,21 @@ class ThreadState:
                 "value": cut(self.status, LABEL_LIMIT),
                 "color": self.status_color,
             }
-        if self.fields:
+        # An empty value would show as an empty row: the field is left out instead.
+        fields = [(label, value) for label, value in self.fields if value.strip()]
+        if fields:
             thread["fields"] = [
                 {"label": inline_html(label, LABEL_LIMIT), "value": inline_html(value, VALUE_LIMIT)}
-                for label, value in self.fields
+                for label, value in fields
             ]
         if self.actions:
             thread["actions"] = self.actions
         return thread
+
+    def deleted(self) -> ThreadState:
+        """The state of an item that is gone: its last title, body and fields, without
+        the status, link and actions that described or reached the live item."""
+        return replace(self, status=None, status_color="grey", external_url=None, actions=[])
 
     def changes_since(self, old: ThreadState) -> list[FieldChange]:
         changes = []
@@ -231,9 +238,14 @@ def activity_message(
     state: ThreadState | None = None,
     changes: list[FieldChange] | tuple[FieldChange, ...] = (),
 ) -> dict[str, Any]:
-    """An ``activity`` for ``action`` in created/updated/deleted."""
+    """An ``activity`` for ``action`` in created/updated/deleted. A deletion's thread
+    shows the item as gone (:meth:`ThreadState.deleted`): Flowdock shows a thread as its
+    latest message describes it."""
     options: Options = instance.flowdock_options()
-    state = state or thread_state(instance)
+    deleted = action == "deleted"
+    state = state or thread_state(instance, actions=not deleted)
+    if deleted:
+        state = state.deleted()
     context = {
         "action": action,
         "object": instance,

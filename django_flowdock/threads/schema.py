@@ -29,9 +29,14 @@ THREAD_ID_LIMIT = 255
 
 # Titles and field values may contain <a> tags and nothing else.
 _TAG = re.compile(r"</?\s*([a-zA-Z][a-zA-Z0-9]*)\b[^>]*>")
-# C0 controls but tab, newline and carriage return; PostgreSQL and JSON consumers
-# refuse NUL, and the others render as nothing.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# C0 controls but tab, newline and carriage return (PostgreSQL and JSON consumers
+# refuse NUL, and the others render as nothing), lone surrogates, and the bidirectional
+# controls (LRM, RLM, ALM, embeddings, overrides, isolates), with which a value shows
+# reversed or reorders the text around it.
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff"
+    r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def only_links(value: str) -> None:
@@ -169,7 +174,11 @@ def repair(message: dict[str, Any], *, title: str, author: str) -> tuple[dict[st
         kept = [f for f in fields if str(f.get("label") or "").strip()]
         if len(kept) != len(fields):
             repairs.append(f"thread.fields: {len(fields) - len(kept)} without a label dropped")
-        thread["fields"] = kept
+        # Rendering leaves empty fields out; these were emptied by the cleaning above.
+        valued = [f for f in kept if str(f.get("value") or "").strip()]
+        if len(valued) != len(kept):
+            repairs.append(f"thread.fields: {len(kept) - len(valued)} left empty dropped")
+        thread["fields"] = valued
     if "tags" in message:
         tags = [tag for tag in message["tags"] if tag and tag.strip()]
         if len(tags) != len(message["tags"]):

@@ -1,6 +1,7 @@
 """POST /messages: threads from the payload of Flowdock's integration quick start,
 validation, auth, dedupe."""
 
+import base64
 import json
 import shutil
 import subprocess
@@ -106,6 +107,41 @@ def test_flow_token_is_accepted_in_the_query_string(sandbox, message):
     response = post(sandbox, message, params={"flow_token": token})
 
     assert response.status_code == 202
+
+
+def basic(user_name):
+    return "Basic " + base64.b64encode(f"{user_name}:".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("authorization", "in_query"),
+    [
+        ("api token", False),
+        # What node-flowdock's Session made without credentials sends.
+        ("undefined", False),
+        ("bearer", False),
+        ("api token", True),
+    ],
+)
+def test_a_flow_token_wins_over_an_authorization_header(sandbox, message, authorization, in_query):
+    header = {
+        "api token": basic(sandbox.credentials["user"]["api_token"]),
+        "undefined": basic("undefined"),
+        "bearer": "Bearer not-a-token",
+    }[authorization]
+    params = {"flow_token": message.pop("flow_token")} if in_query else None
+
+    response = post(
+        sandbox,
+        message,
+        params=params,
+        headers={"Authorization": header, "X-flowdock-wait-for-message": "1"},
+    )
+
+    assert response.status_code == 200, response.text
+    [created] = sandbox.messages()
+    assert created["source_id"] == sandbox.credentials["source"]["id"]
+    assert created["thread"]["title"] == "Polish the flux capacitor"
 
 
 def test_wait_for_message_header_answers_200_with_the_created_message(sandbox, message):
@@ -218,6 +254,31 @@ def test_other_markup_in_titles_and_field_values_is_accepted_and_shown_as_text(s
     assert "<em>Apua</em>" not in html
     assert "Apua" in html
     assert sandbox.messages()[0]["title"] == "updated <b>ticket</b>"
+
+
+def test_titles_and_labels_show_the_same_text_in_the_thread_list_and_the_thread(sandbox, message):
+    # Escaped as django-flowdock escapes user text: the title holds "<b>" as text.
+    message["thread"]["title"] = "Polish the &lt;b&gt;flux&lt;/b&gt; capacitor &amp; more"
+    message["thread"]["fields"] = [{"label": "&lt;em&gt;Dust&lt;/em&gt;", "value": "5"}]
+    post(sandbox, message)
+
+    html = inbox_html(sandbox)
+
+    escaped_once = "Polish the &lt;b&gt;flux&lt;/b&gt; capacitor &amp; more"
+    assert f'<span class="item-title">{escaped_once}</span>' in html
+    assert f'<h2 class="thread-title">{escaped_once}</h2>' in html
+    assert "<th>&lt;em&gt;Dust&lt;/em&gt;</th>" in html
+    assert "&amp;lt;" not in html
+
+
+def test_links_in_titles_show_as_their_text_in_the_thread_list(sandbox, message):
+    message["thread"]["title"] = 'Polish <a href="https://example.com/1">the capacitor</a>'
+    post(sandbox, message)
+
+    html = inbox_html(sandbox)
+
+    assert '<span class="item-title">Polish the capacitor</span>' in html
+    assert 'href="https://example.com/1"' in html.split('class="thread-title"', 1)[1]
 
 
 def test_null_values_the_docs_samples_use_count_as_absent(sandbox, message):

@@ -76,7 +76,9 @@ def api_wrapper():
     return API_WRAPPER
 
 
-def test_node_flowdock_posts_messages_comments_statuses_and_streams(sandbox, node_flowdock):
+def test_node_flowdock_posts_messages_comments_statuses_streams_and_activities(
+    sandbox, node_flowdock
+):
     flow_id = sandbox.credentials["flow"]["id"]
     env = {
         **os.environ,
@@ -85,6 +87,7 @@ def test_node_flowdock_posts_messages_comments_statuses_and_streams(sandbox, nod
         "FLOWDOCK_STREAM_URL": f"{sandbox.url}/stream/flows",
         "SANDBOX_API_TOKEN": sandbox.credentials["user"]["api_token"],
         "SANDBOX_FLOW_ID": flow_id,
+        "SANDBOX_FLOW_TOKEN": sandbox.flow_token,
     }
 
     result = subprocess.run(
@@ -107,6 +110,12 @@ def test_node_flowdock_posts_messages_comments_statuses_and_streams(sandbox, nod
     assert report["stream"]["event"] == "message"
     assert report["stream"]["reconnects"] == 0
     assert report["stream"]["seconds"] < 5
+    # Session.post() with a flow token: the token wins over Session's Basic header.
+    assert report["integrationPost"] == report["anonymousPost"] == {}
+    created, updated = sandbox.messages(event="activity")
+    assert (created["title"], updated["title"]) == ("created item", "updated item")
+    assert created["source_id"] == updated["source_id"] == sandbox.credentials["source"]["id"]
+    assert created["thread_id"] == updated["thread_id"]
 
 
 README_EXAMPLE = """

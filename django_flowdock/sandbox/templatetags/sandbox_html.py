@@ -1,5 +1,7 @@
 """Showing posted HTML the way Flowdock does, minus anything that could run."""
 
+import html
+
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
@@ -18,6 +20,13 @@ def body_html(value: str, cids: dict[str, str] | None = None) -> SafeString:
 def link_html(value: str) -> SafeString:
     """Titles and field values may hold links only."""
     return mark_safe(sanitize_html(value, LINK_TAGS))  # noqa: S308 - sanitized just above
+
+
+@register.filter
+def plain_text(value: str) -> str:
+    """The text a title or label holds, as :func:`link_html` shows it but without its
+    links: for one-line places such as the thread list. Escaped once, by the template."""
+    return html.unescape(sanitize_html(value, frozenset()))
 
 
 @register.filter

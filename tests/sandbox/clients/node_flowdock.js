@@ -1,18 +1,41 @@
 // Drives node-flowdock against the sandbox as its README shows; prints one JSON report.
 // Environment: FLOWDOCK_API_URL, FLOWDOCK_STREAM_URL (read by node-flowdock itself),
-// SANDBOX_API_TOKEN, SANDBOX_FLOW_ID.
+// SANDBOX_API_TOKEN, SANDBOX_FLOW_ID, SANDBOX_FLOW_TOKEN.
 "use strict";
 const Session = require("flowdock").Session;
 
 const flowId = process.env.SANDBOX_FLOW_ID;
-const session = new Session(process.env.SANDBOX_API_TOKEN);
 const report = {errors: []};
-session.on("error", (error) => report.errors.push(String(error)));
+
+function newSession(...credentials) {
+  const created = new Session(...credentials);
+  created.on("error", (error) => report.errors.push(String(error)));
+  return created;
+}
+
+const session = newSession(process.env.SANDBOX_API_TOKEN);
+
+function callOn(target, method, ...args) {
+  return new Promise((resolve, reject) => {
+    target[method](...args, (error, body) => (error ? reject(error) : resolve(body)));
+  });
+}
 
 function call(method, ...args) {
-  return new Promise((resolve, reject) => {
-    session[method](...args, (error, body) => (error ? reject(error) : resolve(body)));
-  });
+  return callOn(session, method, ...args);
+}
+
+// An integration's activity: the flow token in the body. Session sends its Basic
+// Authorization header with it all the same, whether made with an API token or none.
+function activity(title) {
+  return {
+    flow_token: process.env.SANDBOX_FLOW_TOKEN,
+    event: "activity",
+    author: {name: "node-flowdock"},
+    title,
+    external_thread_id: "node-flowdock:1",
+    thread: {title: "Posted with a flow token", status: {value: "open", color: "green"}},
+  };
 }
 
 function streamUntil(content) {
@@ -50,6 +73,8 @@ function streamUntil(content) {
   report.comment = await call("comment", flowId, message.id, "A comment", ["cool"]);
   report.status = await call("status", flowId, "Testing the sandbox");
   report.stream = await streamUntil("Posted after connecting");
+  report.integrationPost = await call("post", "/messages", activity("created item"));
+  report.anonymousPost = await callOn(newSession(), "post", "/messages", activity("updated item"));
   process.stdout.write(JSON.stringify(report), () => process.exit(0));
 })().catch((error) => {
   report.failure = String(error && error.stack || error);
