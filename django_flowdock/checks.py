@@ -102,6 +102,7 @@ _SHAPES: dict[str, tuple[Any, str]] = {
     "OAUTH_SCOPES": (_strings, "a list of scope names"),
     "CLAIM_MAX_AGE": (_positive_int, "seconds, a whole number >= 1"),
     "ACTION_TOKEN_LEEWAY": (lambda v: _number(v) and v <= 60, "seconds from 0 to 60"),
+    "TEST_DELIVERY": (lambda v: v is None or isinstance(v, str), "None or a backend name"),
     "STREAM_URL": (lambda v: v is None or isinstance(v, str), "None or a URL string"),
     "CONVERSATION_AUTHOR": (lambda v: v is None or isinstance(v, str), "None or a username"),
 }

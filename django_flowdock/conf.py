@@ -15,6 +15,9 @@ DEFAULTS: dict[str, Any] = {
     "API_URL": "https://api.flowdock.com",
     # "immediate", "worker", "locmem", "celery", "tasks" or a dotted path to a backend class.
     "DELIVERY": "immediate",
+    # The DELIVERY every test starts with (the pytest plugin, FlowdockTestRunner);
+    # None keeps DELIVERY, so tests deliver for real.
+    "TEST_DELIVERY": "locmem",
     # Author used when a change happens outside a request and the model names none.
     "DEFAULT_AUTHOR": {"name": "Django"},
     # Absolute base for relative ``external_url`` values and action URLs, e.g. "https://app.example".

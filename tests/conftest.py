@@ -1,12 +1,28 @@
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 from django.db import connections
 
 from django_flowdock.delivery.fanout import fan_out
 from django_flowdock.models import Message, OAuthApplication, Source
 from tests.local_api import RecordingServer
 from tests.testapp.models import Ticket
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flowdock_test_delivery():
+    """Replaces the test kit's switch to locmem: this suite delivers for real, to the
+    sandbox or a local server over HTTP; tests that read the outbox ask for
+    ``flowdock_outbox``. (Test modules written to a temporary directory, like a user's,
+    get the switch.)"""
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test counts its own action requests (the throttle keeps them in the cache)."""
+    cache.clear()
 
 
 @pytest.fixture

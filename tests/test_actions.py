@@ -341,13 +341,3 @@ def test_action_method_that_cannot_take_the_user_is_e027():
     errors = check_model(Bad)
     assert ids(errors) == ["django_flowdock.E027"]
     assert "def close(self, user)" in errors[0].hint
-
-
-def test_body_sent_without_a_json_content_type_is_accepted(db, client):
-    make_application()
-    make_user()
-    ticket = Ticket.objects.create(subject="Polish")
-    url, body, headers = signed(ticket, "Mark as solved")
-    headers = {"FLOWDOCK-TOKEN": headers["FLOWDOCK-TOKEN"]}
-    response = client.post(url, body, content_type="text/plain", headers=headers)
-    assert response.status_code == 200, response.content

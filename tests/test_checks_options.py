@@ -210,6 +210,7 @@ def test_sqlite_without_immediate_transactions_is_w004_with_the_fix(settings):
         ("ACTION_TOKEN_LEEWAY", "10"),
         ("ACTION_TOKEN_LEEWAY", 600),
         ("POLL_INTERVAL", 0),
+        ("TEST_DELIVERY", True),
     ],
 )
 def test_setting_of_the_wrong_shape_is_e031_naming_it_and_its_default(settings, name, value):

@@ -184,3 +184,10 @@ def test_response_cut_off_midway_is_retried_not_left_claimed(db, local_api):
     assert result.retrying == 1
     assert (message.state, message.attempts, message.claimed_until) == ("pending", 1, None)
     assert "local-token" not in message.last_error
+
+
+def test_a_request_timeout_answer_is_retried_not_refused(queued, local_api):
+    local_api.answer(408)
+    assert drain().retrying == 1
+    queued.refresh_from_db()
+    assert (queued.state, queued.status_code) == ("pending", 408)

@@ -16,7 +16,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
@@ -69,23 +70,11 @@ def thread_applications(thread_id: str) -> QuerySet[OAuthApplication]:
     )
 
 
-def verify_token(
-    token: str,
-    body: bytes,
-    applications: Iterable[OAuthApplication],
-    *,
-    url: str,
-    method: str,
-) -> tuple[dict[str, Any], OAuthApplication]:
-    """The verified claims of ``token`` and which of ``applications`` signed it.
-
-    ``applications`` are those allowed to act on the target (see
-    :func:`thread_applications`); ``url`` and ``method`` are where the request came,
-    which the body's ``target`` must name. Checks that need no secret (form,
-    algorithm, expiry, body hash) run first, so a stale or tampered request costs no
-    query; the token is recorded as used last, so only a request that passed every
-    check spends it.
-    """
+def read_token(token: str, body: bytes) -> dict[str, Any]:
+    """The claims of ``token``, not yet verified, once it is a JWT (HS256) with every
+    claim, current (within the leeway) and made for ``body``: steps 1 to 3 of the
+    checks, which need no secret and no query, so a malformed, stale or tampered
+    request is refused for nothing."""
     try:
         header = jwt.get_unverified_header(token)
         unverified = jwt.decode(token, options={"verify_signature": False})
@@ -96,6 +85,8 @@ def verify_token(
     missing = [claim for claim in REQUIRED_CLAIMS if claim not in unverified]
     if missing:
         raise _refuse(f"missing claim(s) {', '.join(missing)}")
+    if not isinstance(unverified["sub"], str | int) or not str(unverified["sub"]):
+        raise _refuse("sub is not a user id")
     exp, now = unverified["exp"], time.time()
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         raise _refuse("exp is not a timestamp")
@@ -109,8 +100,28 @@ def verify_token(
         raise _refuse("expires too far in the future")
     if not hmac.compare_digest(str(unverified["signature"]), body_signature(body)):
         raise _refuse("the body does not match its signature")
+    return unverified
 
-    candidates = list(applications)
+
+def verify_token(
+    token: str,
+    body: bytes,
+    applications: Callable[[], Iterable[OAuthApplication]],
+    *,
+    url: str,
+    method: str,
+) -> tuple[dict[str, Any], OAuthApplication]:
+    """The verified claims of ``token`` and which of ``applications()`` signed it.
+
+    ``applications`` returns those allowed to act on the target (see
+    :func:`thread_applications`); it is called only once :func:`read_token` passed, so
+    a malformed, stale or tampered request costs no query. ``url`` and ``method`` are
+    where the request came, which the body's ``target`` must name. The token is
+    recorded as used last, so only a request that passed every check spends it.
+    """
+    exp = read_token(token, body)["exp"]
+    leeway = flowdock_settings.ACTION_TOKEN_LEEWAY
+    candidates = list(applications())
     if not candidates:
         raise _refuse(
             "no source of an OAuth application received this thread; set the application "
@@ -134,8 +145,6 @@ def verify_token(
     else:
         raise _refuse("not signed by the application whose source received this thread")
 
-    if not isinstance(claims["sub"], str | int) or not str(claims["sub"]):
-        raise _refuse("sub is not a user id")
     check_target(body, url=url, method=method)
     # Keyed on the signed part only: the signature segment can be re-encoded (padding)
     # and still verify, so a copy of the whole token is not a reliable key.
@@ -152,7 +161,7 @@ def check_target(body: bytes, *, url: str, method: str) -> None:
     """Raise ``PermissionDenied`` unless the body's ``target`` names ``url`` and
     ``method``: a signed body made for one button must not work at another's URL."""
     try:
-        target = json.loads(body).get("target") or {}
+        target = _json(body).get("target") or {}
         named_url, named_method = target.get("urlTemplate"), target.get("httpMethod")
     except (ValueError, AttributeError):
         named_url = named_method = None
@@ -164,6 +173,11 @@ def check_target(body: bytes, *, url: str, method: str) -> None:
         raise PermissionDenied(
             "The action body's target.httpMethod is not the method of this request."
         )
+
+
+def _json(body: bytes) -> Any:
+    # Decoded as UTF-8 first: json.loads() would guess UTF-16 or UTF-32 from raw bytes.
+    return json.loads(body.decode("utf-8"))
 
 
 def _normalized(url: str) -> tuple[str, str, str, str]:
@@ -182,7 +196,7 @@ def agent_from(body: bytes) -> dict[str, Any] | None:
     """The ``agent`` (the Flowdock ``Person`` who pressed the button) of a request body,
     read leniently: the body is already proven to be what Flowdock signed."""
     try:
-        agent = json.loads(body).get("agent")
+        agent = _json(body).get("agent")
     except (ValueError, AttributeError):
         return None
     return agent if isinstance(agent, dict) else None
@@ -193,7 +207,8 @@ class FlowdockTokenAuthentication(BaseAuthentication):
 
     The view names the applications allowed to sign for the request with a
     ``flowdock_applications(request)`` method (``ActionView``: those whose sources
-    received the object's thread).
+    received the object's thread), called only once the token passed the checks that
+    need no query.
 
     A valid token from a Flowdock user nobody has linked yet fails with
     ``WWW-Authenticate: Flowdock-Token url=<claim URL>``; Flowdock shows that link, and
@@ -209,7 +224,7 @@ class FlowdockTokenAuthentication(BaseAuthentication):
         claims, application = verify_token(
             token,
             body,
-            view.flowdock_applications(request),
+            partial(view.flowdock_applications, request),
             url=request_url(request),
             method=request.method or "",
         )

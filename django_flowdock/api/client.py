@@ -129,7 +129,8 @@ class FlowdockClient:
         details: dict[str, Any] = {"status_code": status, "response": response, "payload": payload}
         if status == 410:
             raise FlowdockSourceGoneError(text, **details)
-        if status == 429 or status >= 500:
+        # A request timeout (408), a rate limit (429) or a server error: try again later.
+        if status in (408, 429) or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise FlowdockTransientError(text, retry_after=retry_after, **details)
         if status >= 400:

@@ -1,11 +1,12 @@
 """Helpers for testing a project's own integration without posting anywhere.
 
-``FLOWDOCK["DELIVERY"] = "locmem"`` collects every message in
-``django_flowdock.outbox`` (the exact JSON that would be posted). Messages are handed
-over when the transaction commits, as in production: in a ``TestCase`` wrap the code
-in ``self.captureOnCommitCallbacks(execute=True)``; pytest users can use the
-``flowdock_outbox`` fixture with ``transactional_db`` or
-``django_capture_on_commit_callbacks``.
+Every test starts with ``FLOWDOCK["DELIVERY"]`` switched to ``FLOWDOCK["TEST_DELIVERY"]``
+(``"locmem"``, collecting what would be posted in ``django_flowdock.outbox``), an empty
+outbox and no planned failures: under pytest through the plugin this package installs,
+under ``manage.py test`` with ``TEST_RUNNER = "django_flowdock.testing.runner.FlowdockTestRunner"``.
+Messages are handed over when the transaction commits, as in production: in a
+``TestCase`` wrap the code in ``self.captureOnCommitCallbacks(execute=True)``; with
+pytest use ``transactional_db`` or ``django_capture_on_commit_callbacks``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,32 @@ import hashlib
 import json
 import time
 import uuid
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jwt
 from django.conf import settings
 from django.test import override_settings
 
 import django_flowdock
+from django_flowdock.delivery.locmem import clear_failures, fail_next
+
+if TYPE_CHECKING:
+    from django_flowdock.delivery.engine import DrainResult
+
+__all__ = [
+    "ActionRequest",
+    "FlowdockTestMixin",
+    "action_request",
+    "disable_test_delivery",
+    "enable_test_delivery",
+    "fail_next",
+    "locmem_settings",
+    "reset",
+    "retry_now",
+    "settle_background_delivery",
+    "signed_action_headers",
+    "wait_for_delivery",
+]
 
 
 def locmem_settings() -> override_settings:
@@ -28,6 +48,57 @@ def locmem_settings() -> override_settings:
     return override_settings(
         FLOWDOCK={**(getattr(settings, "FLOWDOCK", None) or {}), "DELIVERY": "locmem"}
     )
+
+
+def reset() -> None:
+    """Empty ``django_flowdock.outbox`` and forget the failures :func:`fail_next` planned
+    and no post used: what the test kit does before each test."""
+    django_flowdock.outbox.clear()
+    clear_failures()
+
+
+#: The switch to TEST_DELIVERY while a test run lasts.
+_test_delivery: override_settings | None = None
+
+
+def enable_test_delivery() -> None:
+    """Switch ``FLOWDOCK["DELIVERY"]`` to ``FLOWDOCK["TEST_DELIVERY"]`` in this process
+    until :func:`disable_test_delivery`. The pytest plugin and ``FlowdockTestRunner``
+    call it once per test run, before any test and its own settings overrides; nothing
+    changes when ``TEST_DELIVERY`` is ``None``."""
+    global _test_delivery
+    from django_flowdock.conf import flowdock_settings
+
+    delivery = flowdock_settings.TEST_DELIVERY
+    if _test_delivery is not None or delivery is None:
+        return
+    _test_delivery = override_settings(
+        FLOWDOCK={**flowdock_settings.user_settings, "DELIVERY": delivery}
+    )
+    _test_delivery.enable()
+
+
+def disable_test_delivery() -> None:
+    """Undo :func:`enable_test_delivery`."""
+    global _test_delivery
+    if _test_delivery is not None:
+        _test_delivery.disable()
+        _test_delivery = None
+
+
+def retry_now() -> DrainResult:
+    """Deliver what waits for a retry at once, as the first drain after its wait would:
+    every pending message is due, every held source gets its probe. With the locmem
+    transport a test can so see a planned 429 or 500 retried without sleeping."""
+    from django.utils import timezone
+
+    from django_flowdock.delivery.engine import drain
+    from django_flowdock.models import Message, Source
+
+    now = timezone.now()
+    Message.objects.pending().filter(next_attempt_at__gt=now).update(next_attempt_at=now)
+    Source.objects.filter(held_until__gt=now).update(held_until=now)
+    return drain()
 
 
 def wait_for_delivery(timeout: float = 10.0) -> None:
@@ -42,16 +113,34 @@ def wait_for_delivery(timeout: float = 10.0) -> None:
         raise AssertionError(f"Delivery was still busy after {timeout} seconds.")
 
 
+def settle_background_delivery(timeout: float = 30.0) -> None:
+    """Let every background delivery thread of this process finish what was committed
+    so far: the guard both runners call after each test and before the test databases
+    are destroyed, so that no thread writes into a database being flushed, dropped or
+    used by the next test."""
+    from django.apps import apps
+
+    if not (apps.ready and apps.is_installed("django_flowdock")):
+        return
+    from django_flowdock.delivery import loaded_backends
+
+    for backend in loaded_backends():
+        wait = getattr(backend, "wait_idle", None)
+        if wait is not None:
+            wait(timeout)
+
+
 class FlowdockTestMixin:
-    """For ``django.test.TestCase`` subclasses: locmem delivery, outbox emptied per test."""
+    """For ``django.test.TestCase`` subclasses: locmem delivery and a clean outbox in
+    each test, whatever ``TEST_RUNNER`` or ``FLOWDOCK["TEST_DELIVERY"]`` say."""
 
     def setUp(self) -> None:
         super().setUp()  # type: ignore[misc]
         override = locmem_settings()
         override.enable()
         self.addCleanup(override.disable)  # type: ignore[attr-defined]
-        django_flowdock.outbox.clear()
-        self.addCleanup(django_flowdock.outbox.clear)  # type: ignore[attr-defined]
+        reset()
+        self.addCleanup(reset)  # type: ignore[attr-defined]
 
     @property
     def flowdock_outbox(self) -> list[dict[str, Any]]:
