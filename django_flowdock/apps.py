@@ -1,4 +1,5 @@
 import logging
+import sys
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
@@ -29,3 +30,7 @@ class FlowdockConfig(AppConfig):
         for problem in checks.check_uwsgi_threads():
             logger.error("%s", problem)
         deliver_on_start()
+        if sys.argv[1:2] == ["test"]:
+            from django_flowdock.testing.runner import adopt_default_test_runner
+
+            adopt_default_test_runner()

@@ -263,10 +263,11 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 
 
 @pytest.mark.parametrize(
-    ("parallel", "start_method"), [("1", "fork"), ("2", "fork"), ("2", "spawn")]
+    ("parallel", "start_method", "named"),
+    [("1", "fork", False), ("1", "fork", True), ("2", "fork", True), ("2", "spawn", True)],
 )
 def test_under_manage_py_test_each_test_starts_with_locmem_and_an_empty_outbox(
-    tmp_path, parallel, start_method
+    tmp_path, parallel, start_method, named
 ):
     project = user_project(tmp_path, USER_TESTS)
     if start_method == "spawn":
@@ -275,7 +276,8 @@ def test_under_manage_py_test_each_test_starts_with_locmem_and_an_empty_outbox(
         command = ["manage.py", "test", "usertests", "--settings", "in_memory"]
     else:
         command = ["-m", "django", "test", "usertests", "--settings", "tests.settings"]
-    runner = ["--testrunner", "django_flowdock.testing.runner.FlowdockTestRunner"]
+    # Without naming it, Django's default runner is replaced by the kit's.
+    runner = ["--testrunner", "django_flowdock.testing.runner.FlowdockTestRunner"] if named else []
 
     result = run(project, *command, *runner, "--parallel", parallel, "-v", "2")
 

@@ -1,10 +1,11 @@
 """The test kit under ``manage.py test``: Django's runner with what the pytest plugin does.
 
-In the test settings::
+``manage.py test`` uses it by itself while ``TEST_RUNNER`` is Django's default (as
+Django swaps the e-mail backend by itself); it amounts to::
 
     TEST_RUNNER = "django_flowdock.testing.runner.FlowdockTestRunner"
 
-or, with a runner of your own, ``class Runner(FlowdockTestRunnerMixin, YourRunner)``.
+With a runner of your own, ``class Runner(FlowdockTestRunnerMixin, YourRunner)``.
 Every test then starts with delivery switched to ``FLOWDOCK["TEST_DELIVERY"]``
 (locmem), an empty ``django_flowdock.outbox`` and no planned failures, and background
 delivery is waited for after each test and before the test databases are destroyed;
@@ -13,9 +14,11 @@ with ``--parallel`` too, in every worker.
 
 from __future__ import annotations
 
+import sys
 import unittest
 from typing import Any, cast
 
+from django.conf import global_settings, settings
 from django.test.runner import DiscoverRunner, ParallelTestSuite, RemoteTestResult, RemoteTestRunner
 
 from django_flowdock.testing import (
@@ -80,6 +83,17 @@ class FlowdockTestRunnerMixin:
         chosen = super().get_resultclass() or self.test_runner.resultclass  # type: ignore[misc]
         base = cast("type[unittest.TextTestResult]", chosen)
         return type(base.__name__, (FlowdockTestResultMixin, base), {})
+
+
+def adopt_default_test_runner() -> None:
+    """``manage.py test`` with Django's default runner and no ``--testrunner`` gets this
+    module's runner: the test kit without opting in. Called from ``AppConfig.ready()``,
+    which runs before the command reads ``TEST_RUNNER``."""
+    argv = sys.argv[1:]
+    if argv[:1] != ["test"] or any(arg.startswith("--testrunner") for arg in argv):
+        return
+    if settings.TEST_RUNNER == global_settings.TEST_RUNNER:
+        settings.TEST_RUNNER = f"{__name__}.FlowdockTestRunner"
 
 
 class FlowdockTestRunner(FlowdockTestRunnerMixin, DiscoverRunner):
