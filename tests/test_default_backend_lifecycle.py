@@ -183,12 +183,13 @@ def test_shell_or_script_that_saves_delivers_before_it_exits(how, sandbox, sourc
 def test_shell_with_flowdock_down_exits_within_the_bound_and_says_what_is_left(sandbox, source):
     refused, url = refused_url()
     try:
-        flowdock = {**QUICK, "API_URL": url, "EXIT_TIMEOUT": 2}
+        # A bound several probes long, so a busy machine still fits two attempts in it.
+        flowdock = {**QUICK, "API_URL": url, "EXIT_TIMEOUT": 4}
         result, took = django_admin(flowdock, "shell", "-c", SAVE.format("Printer on fire"))
     finally:
         refused.close()
     assert result.returncode == 0, result.stderr
-    assert 1.5 <= took < 12, took
+    assert 3.5 <= took < 20, took
     assert "1 message not delivered to Flowdock before exit" in result.stderr
     assert "manage.py flowdock_worker" in result.stderr
     message = Message.objects.get()
