@@ -213,3 +213,34 @@ def test_renewing_a_probes_claim_keeps_its_source_held(db, local_api, slow_probe
     assert probe.lease.renew()
     assert Source.objects.get().held_until > first_hold
     assert claim(50).messages == []  # no second probe while the first is claimed
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="kills a PostgreSQL backend")
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_that_loses_its_database_gives_its_batch_back_at_once(local_api):
+    local_api.delay = 0.5
+    queue_threads(3)
+    failed = []
+
+    def drain_and_disconnect():
+        try:
+            drain()
+        except Exception as exc:  # the connection killed under it
+            failed.append(exc)
+        finally:
+            connections.close_all()
+
+    drained = threading.Thread(target=drain_and_disconnect)
+    drained.start()
+    local_api.wait_for_answers(1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    drained.join(timeout=10)
+    assert failed, "the drain did not notice its lost connection"
+    # Not claimed until the lease (CLAIM_TIMEOUT) runs out: free for the next round.
+    unsent = Message.objects.exclude(state="sent")
+    assert unsent.exists()
+    assert not unsent.filter(claimed_until__isnull=False).exists()

@@ -548,6 +548,40 @@ def _post_batch(
 ) -> bool:
     """Post a claimed batch, renewing the lease as it goes; give back what was not
     attempted. False when the drain should end (stopping, or the lease was lost)."""
+    try:
+        return _post_claimed(claimed, transport, result, retried, should_stop)
+    except Exception:
+        _give_back(claimed.lease)
+        raise
+
+
+def _give_back(lease: Lease) -> None:
+    """After an error (a lost database connection, say), give the batch's unrecorded
+    messages back at once on a new connection, so that they do not wait for the lease
+    to run out; if the database is still unreachable, the lease runs out instead."""
+    connection = connections[lease.using]
+    if connection.in_atomic_block:
+        return  # the caller's transaction: nothing can be written outside it
+    try:
+        connection.close()
+        Message.objects.using(lease.using).filter(claim_token=lease.token).pending().update(
+            claimed_until=None, claim_token=""
+        )
+    except Exception:
+        logger.warning(
+            "Could not give back the messages of a failed delivery round; they are free "
+            "again when their lease ends",
+            exc_info=True,
+        )
+
+
+def _post_claimed(
+    claimed: Claim,
+    transport: Any,
+    result: DrainResult,
+    retried: set[int],
+    should_stop: Callable[[], bool] | None,
+) -> bool:
     lease, margin = claimed.lease, request_seconds()
     rendered: dict[int, tuple[dict[str, Any], Repairs]] = {}
     held: set[int] = set()
