@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -11,6 +12,7 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.delivery.worker import Worker
@@ -103,6 +105,10 @@ class Command(BaseCommand):
             if listener is not None:
                 listener[0].stop()
                 listener[1].join(timeout=60)
+                # Again from this thread: a listener thread still stuck in a read when
+                # the process exits must not leave its flows leased to a dead holder.
+                with contextlib.suppress(DatabaseError):
+                    listener[0].leases.release()
             for sig, previous_handler in previous.items():
                 signal.signal(sig, previous_handler)
             if handler is not None:
