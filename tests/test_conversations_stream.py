@@ -7,8 +7,9 @@ import json
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+import requests
 
-from django_flowdock.conversations.listener import FlowReader, connected_flows, events
+from django_flowdock.conversations.listener import Flow, FlowReader, connected_flows, events
 from django_flowdock.conversations.models import FlowCursor
 from tests.conversations_api import FlowdockStandIn, connect
 from tests.local_api import LocalServer
@@ -77,3 +78,13 @@ def test_events_are_parsed_whatever_the_chunks():
     chunks = [stream[i : i + 3] for i in range(0, len(stream), 3)]
 
     assert list(events(iter(chunks))) == [{"id": 1, "text": "hé"}, {"id": 2}]
+
+
+def test_stopping_a_reader_whose_stream_just_closed_is_harmless(sandbox):
+    reader = FlowReader(Flow("flow", "acme/main", sandbox.url, token_id=0))
+    response = requests.get(f"{sandbox.url}/_sandbox/faults", stream=True, timeout=5)
+    response.close()  # what a stream that ended leaves behind, still referenced
+    reader.response = response
+    reader.stop()  # stopped twice by a worker: once by its signal, once on its way out
+    reader.stop()
+    assert reader.stopping.is_set()

@@ -388,10 +388,11 @@ class FlowReader:
         response = self.response
         if response is None:
             return
-        with (
-            contextlib.suppress(OSError, ValueError),
-            socket.socket(fileno=os.dup(response.raw.fileno())) as sock,
-        ):
+        try:
+            descriptor = os.dup(response.raw.fileno())
+        except (AttributeError, OSError, ValueError):
+            return  # closed meanwhile (its file is gone): nothing left to unblock
+        with contextlib.suppress(OSError), socket.socket(fileno=descriptor) as sock:
             sock.shutdown(socket.SHUT_RDWR)
 
 
