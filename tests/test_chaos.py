@@ -227,7 +227,9 @@ def run_chaos(
     crashes: bool = True,
 ) -> tuple[Chaos, float]:
     """One run; returns its faults and the seconds from the workers' start to the last
-    message delivered."""
+    message delivered. Without crashes, repeats are printed, not bounded: the run is the
+    time baseline, and an answer lost on a loaded machine (at-least-once) may repeat a
+    post there too."""
     started = time.monotonic()
     tmp_path.mkdir(exist_ok=True)
     # Only the worker processes deliver: the test's saves leave the outbox to them.
@@ -312,7 +314,8 @@ def run_chaos(
     assert not lost, f"{len(lost)} lost; {summary}"
     assert not out_of_order, f"threads out of order: {out_of_order}; {summary}"
     assert not stale, f"stale last state shown for tickets {stale}; {summary}"
-    assert not unexplained, f"repeats beyond one per worker thread per fault: {summary}"
+    if crashes:
+        assert not unexplained, f"repeats beyond one per worker thread per fault: {summary}"
     return chaos, delivery
 
 
