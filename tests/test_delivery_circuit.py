@@ -240,7 +240,8 @@ def test_a_drain_that_loses_its_database_gives_its_batch_back_at_once(local_api)
         )
     drained.join(timeout=10)
     assert failed, "the drain did not notice its lost connection"
-    # Not claimed until the lease (CLAIM_TIMEOUT) runs out: free for the next round.
+    # Not claimed until the lease (CLAIM_TIMEOUT) runs out: free for the next round,
+    # but for the one posted without its outcome written, which waits as after a crash.
     unsent = Message.objects.exclude(state="sent")
-    assert unsent.exists()
-    assert not unsent.filter(claimed_until__isnull=False).exists()
+    assert unsent.filter(claimed_until__isnull=True).count() >= 1
+    assert unsent.filter(claimed_until__isnull=False).count() <= 1

@@ -548,25 +548,28 @@ def _post_batch(
 ) -> bool:
     """Post a claimed batch, renewing the lease as it goes; give back what was not
     attempted. False when the drain should end (stopping, or the lease was lost)."""
+    posted: set[int] = set()
     try:
-        return _post_claimed(claimed, transport, result, retried, should_stop)
+        return _post_claimed(claimed, transport, result, retried, should_stop, posted)
     except Exception:
-        _give_back(claimed.lease)
+        _give_back(claimed.lease, keep=posted)
         raise
 
 
-def _give_back(lease: Lease) -> None:
+def _give_back(lease: Lease, keep: set[int]) -> None:
     """After an error (a lost database connection, say), give the batch's unrecorded
     messages back at once on a new connection, so that they do not wait for the lease
-    to run out; if the database is still unreachable, the lease runs out instead."""
+    to run out; if the database is still unreachable, the lease runs out instead. The
+    ids in ``keep`` were posted without their outcome written: they wait for the lease,
+    as after a crash, rather than be posted again at once."""
     connection = connections[lease.using]
     if connection.in_atomic_block:
         return  # the caller's transaction: nothing can be written outside it
     try:
         connection.close()
-        Message.objects.using(lease.using).filter(claim_token=lease.token).pending().update(
-            claimed_until=None, claim_token=""
-        )
+        Message.objects.using(lease.using).filter(claim_token=lease.token).exclude(
+            pk__in=keep
+        ).pending().update(claimed_until=None, claim_token="")
     except Exception:
         logger.warning(
             "Could not give back the messages of a failed delivery round; they are free "
@@ -581,6 +584,7 @@ def _post_claimed(
     result: DrainResult,
     retried: set[int],
     should_stop: Callable[[], bool] | None,
+    posted: set[int],
 ) -> bool:
     lease, margin = claimed.lease, request_seconds()
     rendered: dict[int, tuple[dict[str, Any], Repairs]] = {}
@@ -599,10 +603,12 @@ def _post_claimed(
         if item is None:
             release(unposted + claimed.messages[index:])
             return False
+        posted.add(message.pk)
         if record(item, lease.clock):
             result.add(item.outcome)
             if item.outcome == RETRYING:
                 retried.add(message.pk)
+        posted.discard(message.pk)
         if item.unanswered or item.outcome == Message.State.CANCELLED:
             held.add(message.source_id)  # down, or removed in Flowdock: post no more to it
     release(unposted)
