@@ -128,13 +128,19 @@ class Command(BaseCommand):
         return listener, thread
 
     def _log_to_stderr(self, verbosity: int) -> logging.Handler | None:
-        """Show progress on stderr unless the project's logging already handles it."""
-        package_logger = logging.getLogger("django_flowdock")
-        if verbosity == 0 or package_logger.hasHandlers():
-            return None
-        handler = logging.StreamHandler(self.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        package_logger.addHandler(handler)
-        if package_logger.level == logging.NOTSET:
-            package_logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
-        return handler
+        return log_to_stderr(self.stderr, verbosity)
+
+
+def log_to_stderr(stderr: Any, verbosity: int) -> logging.Handler | None:
+    """Show the package's progress and errors on a command's stderr unless the
+    project's logging already handles them (shared by flowdock_worker and
+    flowdock_listen); return the handler to remove when the command ends."""
+    package_logger = logging.getLogger("django_flowdock")
+    if verbosity == 0 or package_logger.hasHandlers():
+        return None
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package_logger.addHandler(handler)
+    if package_logger.level == logging.NOTSET:
+        package_logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+    return handler

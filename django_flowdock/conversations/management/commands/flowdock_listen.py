@@ -54,13 +54,6 @@ class Command(BaseCommand):
         listener.run()
 
     def _log_to_stderr(self, verbosity: int) -> logging.Handler | None:
-        """Show progress and errors on stderr unless the project's logging handles them."""
-        package_logger = logging.getLogger("django_flowdock")
-        if verbosity == 0 or package_logger.hasHandlers():
-            return None
-        handler = logging.StreamHandler(self.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        package_logger.addHandler(handler)
-        if package_logger.level == logging.NOTSET:
-            package_logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
-        return handler
+        from django_flowdock.management.commands.flowdock_worker import log_to_stderr
+
+        return log_to_stderr(self.stderr, verbosity)
