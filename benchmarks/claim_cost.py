@@ -62,10 +62,10 @@ def main(largest: int) -> None:
             try:
                 for _ in range(REPEAT):
                     started = time.perf_counter()
-                    batch = claim(50).messages
+                    batch = claim(50)
                     timings.append(time.perf_counter() - started)
-                    claimed = len(batch)
-                    release(batch)
+                    claimed = len(batch.messages)
+                    release(batch, batch.messages)
             except OperationalError:  # cancelled by statement_timeout
                 rows[layout].append(f"> {TIMEOUT} s (cancelled)")
                 continue

@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "CLAIM_TIMEOUT": 15.0,
     # Messages claimed per batch by the drain loop.
     "BATCH_SIZE": 50,
+    # Posts in flight at once per drain (each to a different thread), over keep-alive connections.
+    "CONCURRENCY": 8,
     # Messages one Celery / Django Tasks run delivers before handing over to a new task.
     "TASK_DRAIN_LIMIT": 1000,
     # The immediate backend in a web server delivers from start-up, without waiting for a
@@ -46,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds the immediate backend's thread sleeps while idle before it looks for what
     # other processes left in the outbox.
     "POLL_INTERVAL": 30.0,
+    # Seconds the immediate backend's thread waits at most, before each post, for the
+    # requests in progress in its process to finish (0: it never waits).
+    "REQUEST_YIELD": 0.1,
     # Seconds a script or command that saved waits at exit for its messages to be sent.
     "EXIT_TIMEOUT": 10.0,
     # Sent messages older than this many days are deleted by ``flowdock_prune``.

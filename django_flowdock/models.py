@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models, router, transaction
-from django.db.models import Min, OuterRef, Q, Subquery
+from django.db.models import Min, Q
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -173,7 +173,11 @@ class Source(models.Model):
         self.deactivated_at = timezone.now()
         self.save(update_fields=["active", "error_message", "deactivated_at"])
         return self.messages.filter(state=Message.State.PENDING).update(
-            state=Message.State.CANCELLED, last_error=reason, claimed_until=None, claim_token=""
+            state=Message.State.CANCELLED,
+            last_error=reason,
+            claimed_until=None,
+            claim_token="",
+            head=False,
         )
 
     def circuit_state(self, now: datetime | None = None) -> str:
@@ -261,9 +265,12 @@ class MessageQuerySet(models.QuerySet["Message"]):
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), state=Message.State.PENDING
         )
         messages: list[Message] = list(self.filter(retryable, source__active=True))
-        Message.objects.filter(retryable, pk__in=[m.pk for m in messages]).update(
+        retried = Message.objects.filter(retryable, pk__in=[m.pk for m in messages])
+        retried.update(
             state=Message.State.PENDING, attempts=0, next_attempt_at=now, claimed_until=None
         )
+        # A failed message pending again goes before the later ones of its line.
+        retried.refresh_heads()
         return messages
 
     def due(self, now: datetime | None = None) -> MessageQuerySet:
@@ -282,20 +289,25 @@ class MessageQuerySet(models.QuerySet["Message"]):
 
     def first_in_line(self) -> MessageQuerySet:
         """Pending messages with no earlier pending message of their thread and source:
-        the only ones that may go out next."""
-        # A correlated "first pending id of my line" lookup: one probe of the (source,
-        # thread_key, state, id) index per row. (A NOT EXISTS over earlier rows let
-        # PostgreSQL pick a hash anti-join that compares every pair of a long line.)
-        head = (
-            Message.objects.filter(
-                source=OuterRef("source"),
-                thread_key=OuterRef("thread_key"),
-                state=Message.State.PENDING,
+        the only ones that may go out next. Read from the maintained ``head`` marker,
+        so a claim costs the same for any backlog (see :meth:`refresh_heads`)."""
+        return self.pending().filter(head=True, source__active=True)
+
+    def refresh_heads(self) -> int:
+        """Mark the first pending message of each line (source and thread) that this
+        queryset's messages belong to as its head, and no other; return the number of
+        lines. For the rare writes that make a message pending, or end
+        several at once (retry, expiry); fan-out and each outcome keep the marker
+        themselves."""
+        lines = set(self.values_list("source_id", "thread_key").order_by().distinct())
+        for source_id, thread_key in lines:
+            line = Message.objects.filter(
+                source_id=source_id, thread_key=thread_key, state=Message.State.PENDING
             )
-            .order_by("pk")
-            .values("pk")[:1]
-        )
-        return self.pending().filter(pk=Subquery(head), source__active=True)
+            first = line.order_by("pk").values_list("pk", flat=True).first()
+            line.filter(head=True).exclude(pk=first).update(head=False)
+            line.filter(pk=first, head=False).update(head=True)
+        return len(lines)
 
     def deliverable(self, now: datetime | None = None) -> MessageQuerySet:
         """Due messages that are first in line for their thread and source: an earlier
@@ -361,6 +373,10 @@ class Message(models.Model):
     #: worker whose lease ran out cannot overwrite what a newer claim recorded.
     claim_token = models.CharField(_("claim token"), max_length=32, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    #: First pending message of its line (source and thread): the only one that may go
+    #: out next. Kept by fan-out (a line's first new message) and by each outcome (the
+    #: next in line takes over), so claims walk heads only, whatever the backlog.
+    head = models.BooleanField(_("first in line"), default=False, editable=False)
 
     objects = MessageQuerySet.as_manager()
 
@@ -372,6 +388,8 @@ class Message(models.Model):
             models.Index(fields=["state", "next_attempt_at"]),
             models.Index(fields=["state", "id"]),
             models.Index(fields=["source", "thread_key", "state", "id"]),
+            # Claims walk the heads in id order.
+            models.Index(fields=["state", "head", "id"]),
             # The admin's thread panel and delivery log search by thread key and by its
             # prefix; the pattern opclass lets PostgreSQL use it for LIKE 'prefix%'
             # (other databases ignore opclasses).
@@ -388,6 +406,17 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.thread_key} → {self.source_id} ({self.state})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A message written by hand (fan-out writes its own in bulk) is its line's head
+        # when nothing of the line is pending yet.
+        if self._state.adding and self.state == Message.State.PENDING and not self.head:
+            self.head = (
+                not Message.objects.pending()
+                .filter(source_id=self.source_id, thread_key=self.thread_key)
+                .exists()
+            )
+        super().save(*args, **kwargs)
 
     def api_payload(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         """The JSON posted to ``/messages``: the rendered payload plus token and uuid."""

@@ -67,7 +67,11 @@ def test_only_one_probe_of_an_open_circuit_is_claimed_at_a_time(db, local_api, s
     assert Source.objects.get().held_until >= first[0].claimed_until - timedelta(seconds=1)
 
 
-def test_a_429_holds_its_source_for_the_retry_after_and_no_other_source(db, local_api):
+def test_a_429_holds_its_source_for_the_retry_after_and_no_other_source(
+    db, local_api, settings
+):
+    # One post at a time, so that the scripted 429 is the held source's.
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "CONCURRENCY": 1}
     held = Source.objects.create(name="Held", flow_token="held-token")
     other = Source.objects.create(name="Other", flow_token="other-token")
     Ticket.objects.create(subject="One")
@@ -120,7 +124,12 @@ def test_messages_waiting_longer_than_max_age_fail_together_when_a_probe_fails(
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_outlasting_its_lease_renews_it_so_no_other_drain_takes_it(local_api, settings):
     # 8 posts of 0.25 s outlast a 1.5 s lease; the drain renews it as it goes.
-    settings.FLOWDOCK = {**settings.FLOWDOCK, "TIMEOUT": (0.5, 0.4), "CLAIM_TIMEOUT": 1.5}
+    settings.FLOWDOCK = {
+        **settings.FLOWDOCK,
+        "TIMEOUT": (0.5, 0.4),
+        "CLAIM_TIMEOUT": 1.5,
+        "CONCURRENCY": 1,
+    }
     local_api.delay = 0.25
     queue_threads(8)
 

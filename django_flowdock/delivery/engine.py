@@ -19,21 +19,25 @@ fails only when Flowdock refuses it, or when it has waited longer than ``MAX_AGE
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import random
+import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, models, router, transaction
+from django.db.models import Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -42,6 +46,7 @@ from django_flowdock.conf import flowdock_settings
 from django_flowdock.context import delivering
 from django_flowdock.delivery.fanout import fan_out, load, take_write_lock
 from django_flowdock.delivery.leases import Clock, Lease
+from django_flowdock.delivery.loading import Objects
 from django_flowdock.exceptions import (
     FlowdockError,
     FlowdockRenderError,
@@ -108,6 +113,8 @@ class Claim:
 
     messages: list[Message]
     lease: Lease
+    #: The messages claimed as their (failing) source's probe.
+    probes: set[int] = field(default_factory=set)
 
 
 def _locked(queryset: models.QuerySet, using: str) -> models.QuerySet:
@@ -154,10 +161,20 @@ def claim(
     messages = list(
         Message.objects.using(using)
         .filter(pk__in=pks, claim_token=token)
-        .select_related("source__application", "change")
+        .select_related("change")
         .order_by("pk")
     )
-    return Claim(messages, lease)
+    # One instance per source: its flow token is decrypted once, and what an outcome
+    # learns of its circuit is seen by the batch's other messages.
+    sources = (
+        Source.objects.using(using)
+        .select_related("application")
+        .in_bulk({m.source_id for m in messages})
+    )
+    for message in messages:
+        message.source = sources[message.source_id]
+    probes = {m.pk for m in messages if m.source.failing_since is not None}
+    return Claim(messages, lease, probes)
 
 
 def _with_one_probe(
@@ -186,17 +203,15 @@ def _with_one_probe(
     return [pk for pk, _source, since, _at in rows if since is None or pk in chosen]
 
 
-def release(messages: list[Message]) -> None:
+def release(claimed: Claim, messages: list[Message]) -> None:
     """Give back claimed messages that were not attempted, for another round; a probe
     given back frees its source for the next one."""
-    probed = set()
-    for message in messages:
-        released = Message.objects.filter(pk=message.pk, claim_token=message.claim_token).update(
-            claimed_until=None, claim_token=""
-        )
-        # Only a probe still ours: a newer claim may be probing the source by now.
-        if released and message.source.failing_since is not None:
-            probed.add(message.source_id)
+    if not messages:
+        return
+    ours = Message.objects.filter(pk__in=[m.pk for m in messages], claim_token=claimed.lease.token)
+    # Only a probe still ours: a newer claim may be probing the source by now.
+    probed = list(ours.filter(pk__in=claimed.probes).values_list("source_id", flat=True))
+    ours.update(claimed_until=None, claim_token="")
     if probed:
         Source.objects.filter(pk__in=probed).update(held_until=None)
 
@@ -217,30 +232,22 @@ class Attempt:
         return isinstance(self.error, FlowdockTransientError)
 
 
-def _author(pk: str) -> Any:
-    if not pk:
-        return None
-    model = get_user_model()
+def render(change: Change, objects: Objects | None = None) -> tuple[dict[str, Any], Repairs]:
+    """The message for ``change`` from its objects as they are now (read with the
+    batch's ``objects``), repaired to be valid. Raises ``FlowdockRenderError`` (with
+    the traceback) if it cannot be built."""
+    objects = objects if objects is not None else Objects()
     try:
-        return model._default_manager.filter(pk=pk).first()
-    except (ValueError, TypeError):  # a pk of another user model, since swapped
-        return None
-
-
-def render(change: Change) -> tuple[dict[str, Any], Repairs]:
-    """The message for ``change`` from its objects as they are now, repaired to be
-    valid. Raises ``FlowdockRenderError`` (with the traceback) if it cannot be built."""
-    try:
-        with delivering(_author(change.author_pk), change.base_url):
+        with delivering(objects.author(change.author_pk), change.base_url):
             if change.event == Change.Event.COMMENTED:
                 # A deleted comment (or thread) is rebuilt from what its change captured.
-                comment = load(change.model, change.object_pk, change)
+                comment = load(change.model, change.object_pk, change, objects)
                 thread = None if comment is None else option(comment, "thread")
                 if thread is None:
                     raise FlowdockRenderError("The comment or its thread no longer exists.")
                 message, shown = discussion_message(comment, thread), thread
             else:
-                shown = load(change.model, change.object_pk, change)
+                shown = load(change.model, change.object_pk, change, objects)
                 if shown is None:
                     raise FlowdockRenderError("The object no longer exists.")
                 changes = [FieldChange(*c) for c in json.loads(change.described or "[]")]
@@ -257,62 +264,66 @@ def render(change: Change) -> tuple[dict[str, Any], Repairs]:
     return validate_message(message, shown._meta.label), repairs
 
 
-def attempt(
-    message: Message,
-    transport: Any,
-    rendered: dict[int, tuple[dict[str, Any], Repairs]],
-    clock: Clock,
-    may_post: Callable[[], bool] = lambda: True,
-) -> Attempt | None:
-    """Render (once per change and drain round) and post one claimed message.
-    ``may_post()`` is asked between the two, since rendering runs the project's code for
-    as long as it takes: ``None`` (nothing posted) when the claim may not outlive the
-    post."""
+def prepare(
+    message: Message, rendered: dict[int, tuple[dict[str, Any], Repairs]], objects: Objects
+) -> Repairs | Attempt:
+    """Render ``message`` (once per change and drain round) and count its attempt: the
+    repairs made, or the failed ``Attempt`` of a message that cannot be rendered."""
     message.attempts += 1
-    repairs = Repairs()
     try:
         change = message.change
-        if change is not None:
-            if change.pk not in rendered:
-                rendered[change.pk] = render(change)
-            message.payload, repairs = rendered[change.pk]
-    except FlowdockError as exc:  # unrenderable
+        if change is None:
+            return Repairs()
+        if change.pk not in rendered:
+            rendered[change.pk] = render(change, objects)
+        message.payload, repairs = rendered[change.pk]
+    except FlowdockError as exc:
         return _finish(message, Message.State.FAILED, exc)
-    if not may_post():
-        message.attempts -= 1
-        return None
+    return repairs
+
+
+def post(message: Message, transport: Any, wait_for_message: bool) -> Any:
+    """Post one prepared message; the response, or the exception raised. Touches no
+    database, so it may run in a posting thread."""
     try:
         if _is_http(transport):
-            response = client_for(message.source, transport).post_message(
-                message.api_payload(), wait_for_message=wants_posted_message(message.source)
+            # In a posting thread, a client on that thread's own keep-alive session.
+            client = FlowdockClient(transport.api_url, timeout=transport.timeout)
+            return client_for(message.source, client).post_message(
+                message.api_payload(), wait_for_message=wait_for_message
             )
-        else:
-            response = transport.post_message(message.api_payload())
-    except FlowdockSourceGoneError as exc:
-        return _finish(
-            message, Message.State.CANCELLED, exc, f"Source removed in Flowdock (410): {exc}"
-        )
-    except FlowdockTransientError as exc:
-        return _retry_or_give_up(message, exc, clock.now())
-    except FlowdockError as exc:  # refused (400/401/403/404), or undocumented
-        return _finish(message, Message.State.FAILED, exc)
-    except ImproperlyConfigured:
-        raise
+        return transport.post_message(message.api_payload())
     except Exception as exc:
+        return exc
+
+
+def conclude(message: Message, answer: Any, repairs: Repairs, clock: Clock) -> Attempt:
+    """The outcome of a post from its answer (a response or an exception)."""
+    if isinstance(answer, FlowdockSourceGoneError):
+        return _finish(
+            message, Message.State.CANCELLED, answer, f"Source removed in Flowdock (410): {answer}"
+        )
+    if isinstance(answer, FlowdockTransientError):
+        return _retry_or_give_up(message, answer, clock.now())
+    if isinstance(answer, FlowdockError):  # refused (400/401/403/404), or undocumented
+        return _finish(message, Message.State.FAILED, answer)
+    if isinstance(answer, ImproperlyConfigured):
+        raise answer
+    if isinstance(answer, Exception):
         # A custom transport's own error: counted and retried like a network one, so the
         # message never stays claimed with its attempt unrecorded.
-        logger.exception("Posting Flowdock message %s failed", message.uuid)
-        error = FlowdockTransientError(f"{type(exc).__name__}: {exc}")
+        logger.error("Posting Flowdock message %s failed", message.uuid, exc_info=answer)
+        error = FlowdockTransientError(f"{type(answer).__name__}: {answer}")
         return _retry_or_give_up(message, error, clock.now())
     if repairs:
         logger.warning("Flowdock message %s was repaired: %s", message.uuid, "; ".join(repairs))
     message.state, message.status_code, message.last_error = (
         Message.State.SENT,
-        response.status_code,
+        answer.status_code,
         "",
     )
     message.sent_at = timezone.now()
-    return Attempt(message, Message.State.SENT, response=response, repairs=repairs)
+    return Attempt(message, Message.State.SENT, response=answer, repairs=repairs)
 
 
 def wants_posted_message(source: Source) -> bool:
@@ -359,10 +370,43 @@ def _finish(message: Message, outcome: str, exc: FlowdockError, text: str = "") 
     return Attempt(message, outcome, exc)
 
 
-def record(item: Attempt, clock: Clock) -> bool:
+def record(item: Attempt, clock: Clock, *, circuit: bool = True) -> bool:
     """Write one outcome, fenced by the claim; then its effects (on the source's
-    circuit too) and public signals. Returns False when the claim had been lost (the
-    outcome is dropped)."""
+    circuit too, unless ``circuit`` is false: a post that was in flight when its
+    source's circuit opened) and public signals. Returns False when the claim had been
+    lost (the outcome is dropped)."""
+    return record_all([(item, circuit)], clock)[0]
+
+
+def record_all(items: list[tuple[Attempt, bool]], clock: Clock) -> list[bool]:
+    """:func:`record` for posts answered together, their outcomes written in one
+    transaction; effects and signals follow the commit."""
+    using = router.db_for_write(Message)
+    # SQLite writes each outcome in one statement: a transaction would only add two.
+    together = (
+        contextlib.nullcontext()
+        if connections[using].vendor == "sqlite"
+        else transaction.atomic(using=using)
+    )
+    with together:
+        written = [
+            _write_outcome(item.message, _outcome_fields(item), ended=item.outcome != RETRYING)
+            for item, _circuit in items
+        ]
+    for (item, circuit), ok in zip(items, written, strict=True):
+        if ok:
+            _after_outcome(item, clock, circuit)
+        else:
+            logger.warning(
+                "Flowdock message %s: the claim expired before its outcome (%s) was "
+                "written; a newer claim owns it",
+                item.message.uuid,
+                item.outcome,
+            )
+    return written
+
+
+def _outcome_fields(item: Attempt) -> dict[str, Any]:
     message = item.message
     fields: dict[str, Any] = {
         "attempts": message.attempts,
@@ -376,29 +420,18 @@ def record(item: Attempt, clock: Clock) -> bool:
     }
     if item.outcome == RETRYING:
         fields["next_attempt_at"] = message.next_attempt_at
+    else:
+        fields["head"] = False
     if item.outcome == Message.State.SENT:
         fields["sent_at"] = message.sent_at
-    written = Message.objects.filter(pk=message.pk, claim_token=message.claim_token).update(
-        **fields
-    )
-    if not written:
-        logger.warning(
-            "Flowdock message %s: the claim expired before its outcome (%s) was written; "
-            "a newer claim owns it",
-            message.uuid,
-            item.outcome,
-        )
-        return False
+    return fields
+
+
+def _after_outcome(item: Attempt, clock: Clock, circuit: bool) -> None:
+    message = item.message
     source = message.source
-    if item.unanswered:
-        if source.failing_since is None and message.status_code == 429:
-            throttle(message, item.error, clock.now())
-        elif source.failing_since is not None or message.attempts == 1:
-            hold(message, item.error, clock.now())
-        # Otherwise a retry failed again on a source that answers the others: it backs
-        # off on its own, and does not hold its source every time.
-    elif message.status_code is not None and source.failing_since is not None:
-        close_circuit(source, clock.now())
+    if circuit:
+        _follow_circuit(item, clock)
     if item.outcome == Message.State.CANCELLED:
         cancelled = source.deactivate(message.last_error)
         logger.error(
@@ -422,6 +455,64 @@ def record(item: Attempt, clock: Clock) -> bool:
         send_robust(message_sent, message=message, response=item.response)
     elif item.outcome != RETRYING:
         send_robust(message_failed, message=message, error=item.error)
+
+
+def _follow_circuit(item: Attempt, clock: Clock) -> None:
+    """Open, keep open or close the circuit of the message's source after its post."""
+    message, source = item.message, item.message.source
+    if item.unanswered:
+        if source.failing_since is None and message.status_code == 429:
+            throttle(message, item.error, clock.now())
+        elif source.failing_since is not None or message.attempts == 1:
+            hold(message, item.error, clock.now())
+        # Otherwise a retry failed again on a source that answers the others: it backs
+        # off on its own, and does not hold its source every time.
+    elif message.status_code is not None and source.failing_since is not None:
+        close_circuit(source, clock.now())
+
+
+def _write_outcome(message: Message, fields: dict[str, Any], *, ended: bool) -> bool:
+    """Write an outcome while the claim is still ours; a message that ended hands its
+    line's head on to the next pending message at once (see ``fanout._mark_heads`` for
+    why the two never miss a message fan-out adds meanwhile)."""
+    using = router.db_for_write(Message)
+    fenced = models.Q(pk=message.pk, claim_token=message.claim_token)
+    messages = Message.objects.using(using)
+    if not ended:
+        return bool(messages.filter(fenced).update(**fields))
+    following = Subquery(
+        messages.filter(
+            source_id=message.source_id,
+            thread_key=message.thread_key,
+            state=Message.State.PENDING,
+        )
+        .exclude(pk=message.pk)
+        .order_by("pk")
+        .values("pk")[:1]
+    )
+    if connections[using].vendor == "sqlite":
+        # One statement (SQLite has one writer, and a statement is atomic): the
+        # message's outcome, and the head for the next in line if the claim is ours.
+        ours = models.Exists(messages.filter(fenced))
+        changed = {
+            name: models.Case(
+                models.When(pk=message.pk, then=models.Value(value, Message._meta.get_field(name))),
+                default=models.F(name),
+            )
+            for name, value in fields.items()
+            if name != "head"
+        }
+        head = models.Case(models.When(pk=message.pk, then=False), default=True)
+        written = messages.filter(fenced | models.Q(ours, pk=following)).update(
+            **changed, head=head
+        )
+        return bool(written)
+    # The outcome first: its row lock makes a fan-out adding to the line wait, or wait
+    # for it; the head's hand-over then reads the line afresh.
+    with transaction.atomic(using=using, savepoint=False):
+        if not messages.filter(fenced).update(**fields):
+            return False
+        messages.filter(pk=following).update(head=True)
     return True
 
 
@@ -446,6 +537,9 @@ def hold(message: Message, error: Any, now: datetime) -> None:
         )
     else:
         logger.info("Probe of source %r failed (%s); next in %.0fs", str(source), error, delay)
+    # The batch's posts to this source still in flight, answered later, wait for the
+    # source's hold like any of its messages.
+    source.failing_since = source.failing_since or now
     expire(source, now, str(error), message.claim_token)
 
 
@@ -492,9 +586,15 @@ def expire(source: Source, now: datetime, last_failure: str, claim_token: str) -
         f"Gave up: waited more than {_hours(timedelta(seconds=flowdock_settings.MAX_AGE))} "
         f"for Flowdock ({last_failure})"
     )
-    Message.objects.filter(free, pk__in=[m.pk for m in expired]).pending().update(
-        state=Message.State.FAILED, last_error=reason, claimed_until=None, claim_token=""
+    ended = Message.objects.filter(pk__in=[m.pk for m in expired])
+    ended.filter(free).pending().update(
+        state=Message.State.FAILED,
+        last_error=reason,
+        claimed_until=None,
+        claim_token="",
+        head=False,
     )
+    ended.refresh_heads()
     logger.error("%d Flowdock messages to source %r failed: %s", len(expired), str(source), reason)
     for message in expired:
         message.state, message.last_error = Message.State.FAILED, reason
@@ -510,49 +610,48 @@ def drain(
     should_stop: Callable[[], bool] | None = None,
 ) -> DrainResult:
     """Deliver deliverable messages until none is left, ``limit`` were handled, or
-    ``should_stop()`` turns true (checked before each post, so the message in hand is
+    ``should_stop()`` turns true (checked before each post, so the posts in flight are
     always finished and recorded).
 
     Each round first fans out waiting changes, then claims at most one message per
     thread and source, so later messages of a thread go out in a later round, after
-    the earlier one was sent. A message is attempted at most once per call: a retry
-    waits for the next drain, and so do the other messages of a source that just failed
-    to answer. ``client`` replaces the backend's transport.
+    the earlier one was sent; the round's messages, all of different threads, are
+    posted up to ``CONCURRENCY`` at a time. A message is attempted at most once per
+    call: a retry waits for the next drain, and so do the other messages of a source
+    that just failed to answer. ``client`` replaces the backend's transport.
     """
     from django_flowdock.delivery import get_backend
 
     transport = client or get_backend().transport()
     result = DrainResult()
     retried: set[int] = set()
+    answering: set[int] = set()
     while limit is None or result.handled < limit:
         if should_stop is not None and should_stop():
             break
-        fan_out()
+        # What the round reads for fan-out is read once, and rendered from.
+        objects = Objects()
+        fan_out(objects=objects)
         batch_size = flowdock_settings.BATCH_SIZE
         if limit is not None:
             batch_size = min(batch_size, limit - result.handled)
         claimed = claim(batch_size, message_ids, retried)
         if not claimed.messages:
             break
-        if not _post_batch(claimed, transport, result, retried, should_stop):
+        objects.prime(m.change for m in claimed.messages if m.change is not None)
+        batch = _Batch(claimed, transport, result, retried, objects, answering)
+        if not _post_batch(batch, should_stop):
             break
     return result
 
 
-def _post_batch(
-    claimed: Claim,
-    transport: Any,
-    result: DrainResult,
-    retried: set[int],
-    should_stop: Callable[[], bool] | None,
-) -> bool:
+def _post_batch(batch: _Batch, should_stop: Callable[[], bool] | None) -> bool:
     """Post a claimed batch, renewing the lease as it goes; give back what was not
     attempted. False when the drain should end (stopping, or the lease was lost)."""
-    posted: set[int] = set()
     try:
-        return _post_claimed(claimed, transport, result, retried, should_stop, posted)
+        return batch.run(should_stop)
     except Exception:
-        _give_back(claimed.lease, keep=posted)
+        _give_back(batch.claimed.lease, keep=batch.posted)
         raise
 
 
@@ -578,41 +677,136 @@ def _give_back(lease: Lease, keep: set[int]) -> None:
         )
 
 
-def _post_claimed(
-    claimed: Claim,
-    transport: Any,
-    result: DrainResult,
-    retried: set[int],
-    should_stop: Callable[[], bool] | None,
-    posted: set[int],
-) -> bool:
-    lease, margin = claimed.lease, request_seconds()
-    rendered: dict[int, tuple[dict[str, Any], Repairs]] = {}
-    held: set[int] = set()
-    unposted: list[Message] = []
-    for index, message in enumerate(claimed.messages):
-        if should_stop is not None and should_stop():
-            release(unposted + claimed.messages[index:])
-            return False
-        if message.source_id in held:
-            unposted.append(message)  # its source just failed to answer: wait for a probe
-            continue
-        item = attempt(
-            message, transport, rendered, lease.clock, lambda: _outlives_a_post(lease, margin)
+def concurrency(transport: Any) -> int:
+    """Posts in flight at once: ``CONCURRENCY`` over HTTP; one at a time through any
+    other transport (the test kit's keeps the order of its outbox)."""
+    return flowdock_settings.CONCURRENCY if _is_http(transport) else 1
+
+
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    """The posting threads of this process, kept between drains so that each keeps its
+    keep-alive connections; a forked child makes its own."""
+    key = (os.getpid(), size)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = ThreadPoolExecutor(size, thread_name_prefix="flowdock-post")
+        return pool
+
+
+class _Batch:
+    """One claimed batch being posted: up to ``concurrency()`` posts in flight, each
+    outcome recorded (in this thread, which alone uses the database) as it comes.
+
+    A source gets one post at a time until Flowdock answers it in this drain
+    (``answering``), so a source that is down costs one post, not a window of them."""
+
+    def __init__(
+        self,
+        claimed: Claim,
+        transport: Any,
+        result: DrainResult,
+        retried: set[int],
+        objects: Objects,
+        answering: set[int],
+    ) -> None:
+        self.claimed, self.transport, self.result, self.retried = (
+            claimed,
+            transport,
+            result,
+            retried,
         )
-        if item is None:
-            release(unposted + claimed.messages[index:])
-            return False
-        posted.add(message.pk)
-        if record(item, lease.clock):
-            result.add(item.outcome)
-            if item.outcome == RETRYING:
-                retried.add(message.pk)
-        posted.discard(message.pk)
-        if item.unanswered or item.outcome == Message.State.CANCELLED:
-            held.add(message.source_id)  # down, or removed in Flowdock: post no more to it
-    release(unposted)
-    return True
+        self.objects, self.answering = objects, answering
+        self.rendered: dict[int, tuple[dict[str, Any], Repairs]] = {}
+        #: Sources that failed to answer (or were removed) during this batch.
+        self.held: set[int] = set()
+        #: Posted, outcome not yet written: on an error they wait for their lease.
+        self.posted: set[int] = set()
+        self.in_flight: dict[Future[Any], tuple[Message, Repairs]] = {}
+        self.window = concurrency(transport)
+
+    def run(self, should_stop: Callable[[], bool] | None) -> bool:
+        lease, margin = self.claimed.lease, request_seconds()
+        messages = self.claimed.messages
+        unposted: list[Message] = []
+        try:
+            for index, message in enumerate(messages):
+                while len(self.in_flight) >= self.window or self._untried(message.source_id):
+                    self._collect(FIRST_COMPLETED)
+                if should_stop is not None and should_stop():
+                    release(self.claimed, unposted + messages[index:])
+                    return False
+                if message.source_id in self.held:
+                    unposted.append(message)  # its source failed to answer: wait for a probe
+                    continue
+                prepared = prepare(message, self.rendered, self.objects)
+                if isinstance(prepared, Attempt):  # could not be rendered
+                    self._record(prepared)
+                    continue
+                if not _outlives_a_post(lease, margin):
+                    message.attempts -= 1
+                    release(self.claimed, unposted + messages[index:])
+                    return False
+                self._post(message, prepared)
+        finally:
+            while self.in_flight:
+                self._collect(ALL_COMPLETED)
+        release(self.claimed, unposted)
+        return True
+
+    def _untried(self, source_id: int) -> bool:
+        """Whether a post to a source not yet answering is in flight."""
+        return source_id not in self.answering and any(
+            m.source_id == source_id for m, _r in self.in_flight.values()
+        )
+
+    def _post(self, message: Message, repairs: Repairs) -> None:
+        self.posted.add(message.pk)
+        wait = _is_http(self.transport) and wants_posted_message(message.source)
+        if self.window > 1:
+            try:
+                future = _pool(self.window).submit(post, message, self.transport, wait)
+            except RuntimeError:
+                # The interpreter is exiting (delivery before exit): no new threads.
+                self.window = 1
+            else:
+                self.in_flight[future] = (message, repairs)
+                return
+        answer = post(message, self.transport, wait)
+        self._record(conclude(message, answer, repairs, self.claimed.lease.clock))
+
+    def _collect(self, until: str) -> None:
+        done, _pending = wait(self.in_flight, return_when=until)
+        # Recorded in claim order, as one at a time would have, and together.
+        answered = []
+        for future in sorted(done, key=lambda f: self.in_flight[f][0].pk):
+            message, repairs = self.in_flight.pop(future)
+            answered.append(conclude(message, future.result(), repairs, self.claimed.lease.clock))
+        self._record(*answered)
+
+    def _record(self, *items: Attempt) -> None:
+        # A post in flight when its source's circuit opened waits with the source; it
+        # is not a failure of its own.
+        flagged = [
+            (item, not (item.unanswered and item.message.source_id in self.held)) for item in items
+        ]
+        written = record_all(flagged, self.claimed.lease.clock)
+        for item, ok in zip(items, written, strict=True):
+            message = item.message
+            if ok:
+                self.result.add(item.outcome)
+                if item.outcome == RETRYING:
+                    self.retried.add(message.pk)
+            self.posted.discard(message.pk)
+            if item.unanswered or item.outcome == Message.State.CANCELLED:
+                self.held.add(message.source_id)  # down, or removed: post no more to it
+                self.answering.discard(message.source_id)
+            elif message.status_code is not None:
+                self.answering.add(message.source_id)
 
 
 def _outlives_a_post(lease: Lease, margin: float) -> bool:

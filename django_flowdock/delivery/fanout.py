@@ -1,8 +1,12 @@
 """Fan-out: captured changes become one message per receiving source.
 
-Runs in the delivery engine, never on the request path. Changes are taken oldest
-first under a lock that serialises fan-outs (so messages are numbered in the order the
-changes were made, which is the per-thread delivery order), then:
+Runs in the delivery engine, never on the request path. The oldest changes are read
+in one batch, with their objects (``loading.Objects``) and the sources (once), and
+traced without any lock, since that runs the project's code; only writing the messages
+takes a short lock that serialises fan-outs (so messages are numbered in the order the
+changes were made, which is the per-thread delivery order). Several drains may trace
+the same batch at once: the first to write it wins, the others drop their work. Each
+change is:
 
 - each change is traced to its thread (a comment's thread is read through its
   ``thread`` option; a comment or thread deleted since is rebuilt from the values
@@ -15,10 +19,14 @@ changes were made, which is the per-thread delivery order), then:
 
 A change whose objects cannot be read (a ``get_flowdock_*`` method raised, say) is
 marked with its error and skipped; the others go on.
+
+Each line (source and thread) has one head, its first pending message: a new message
+is its line's head when nothing of the line is pending (see ``_mark_heads``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import traceback
@@ -30,6 +38,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError, connections, models, router, transaction
 
+from django_flowdock.delivery.loading import Objects
 from django_flowdock.models import Change, Message, Source
 from django_flowdock.signals import message_queued, send_robust
 from django_flowdock.threads.display import M2M_OVERRIDE
@@ -58,18 +67,22 @@ class Traced:
     described: list[FieldChange] = field(default_factory=list)
 
 
-def load(model_label: str, pk: Any, deleted_by: Change | None = None) -> Any:
-    """The object as it is now; once deleted, rebuilt from what ``deleted_by`` (a
-    change of the object) needs: a thread from the last values captured when it was
-    deleted (looked up only then), a comment from the values its COMMENTED change
-    captured, with its thread (as it is now, or rebuilt once deleted) in the foreign
-    key's cache, so ``option(comment, "thread")`` reads no row that is gone."""
-    model = apps.get_model(model_label)
-    instance = model._base_manager.filter(pk=pk).first()
+def load(
+    model_label: str, pk: Any, deleted_by: Change | None = None, objects: Objects | None = None
+) -> Any:
+    """The object as it is now (from ``objects`` when given); once deleted, rebuilt
+    from what ``deleted_by`` (a change of the object) needs: a thread from the last
+    values captured when it was deleted (looked up only then), a comment from the
+    values its COMMENTED change captured, with its thread (as it is now, or rebuilt
+    once deleted) in the foreign key's cache, so ``option(comment, "thread")`` reads no
+    row that is gone."""
+    objects = objects if objects is not None else Objects()
+    instance = objects.get(model_label, str(pk))
     if instance is not None or deleted_by is None:
         return instance
+    model = apps.get_model(model_label)
     if deleted_by.event == Change.Event.COMMENTED:
-        return _captured_comment(model, json.loads(deleted_by.values or "{}"))
+        return _captured_comment(model, json.loads(deleted_by.values or "{}"), objects)
     last = deletion_values(deleted_by)
     return None if last is None else with_values(model(), last)
 
@@ -87,14 +100,14 @@ def concrete_label(model: Any) -> str:
     return model._meta.concrete_model._meta.label_lower
 
 
-def _captured_comment(model: type[models.Model], values: dict[str, Any]) -> Any:
+def _captured_comment(model: type[models.Model], values: dict[str, Any], objects: Objects) -> Any:
     if "comment" not in values:
         return None
     comment = with_values(model(), values["comment"])
     thread_of = captured_thread(values)
     if thread_of is not None:
         thread_model, pk = thread_of
-        thread = thread_model._base_manager.filter(pk=pk).first()
+        thread = objects.get(concrete_label(thread_model), pk)
         if thread is None:
             last = _last_values(concrete_label(thread_model), pk)
             thread = None if last is None else with_values(thread_model(), last)
@@ -143,6 +156,9 @@ def with_values(instance: Any, values: dict[str, Any]) -> Any:
         if f.is_relation and f.attname not in values and f.is_cached(instance):
             f.set_cached_value(shown, f.get_cached_value(instance))
     shown.__dict__[M2M_OVERRIDE] = m2m
+    prefetched = instance.__dict__.get("_prefetched_objects_cache")
+    if prefetched:
+        shown._prefetched_objects_cache = {k: v for k, v in prefetched.items() if k not in m2m}
     return shown
 
 
@@ -170,14 +186,14 @@ def _last_values(model_label: str, object_pk: str) -> dict[str, Any] | None:
     return json.loads(later)["last"] if later else None
 
 
-def trace(change: Change) -> Traced | None:
+def trace(change: Change, objects: Objects) -> Traced | None:
     """``change`` with its objects, or ``None`` when there is nothing left to show (an
     object deleted without its values captured: a comment saved before comments kept
     them, a row deleted with SQL)."""
     values = json.loads(change.values) if change.values else {}
     traced = Traced(change, values)
     if change.event == Change.Event.COMMENTED:
-        comment = load(change.model, change.object_pk, change)
+        comment = load(change.model, change.object_pk, change, objects)
         if comment is None:
             return None
         traced.instance = comment
@@ -185,7 +201,7 @@ def trace(change: Change) -> Traced | None:
         if traced.thread is None:
             return None
     else:
-        traced.instance = traced.thread = load(change.model, change.object_pk, change)
+        traced.instance = traced.thread = load(change.model, change.object_pk, change, objects)
         if traced.instance is None:
             return None
     traced.thread_key = traced.thread.get_flowdock_thread_id()
@@ -218,82 +234,166 @@ def describe(item: Traced) -> list[FieldChange]:
     return new.changes_since(old)
 
 
-def sources_for(thread: Any, action: str) -> list[int]:
-    """Ids of the active sources that receive ``action`` about ``thread``: unscoped
-    ones plus those scoped to its scope object(s), filtered by their settings."""
-    scope = option(thread, "scope")
-    scopes = [obj for obj in (scope if isinstance(scope, (list, tuple)) else [scope]) if obj]
-    matches = models.Q(scope_content_type__isnull=True)
-    for obj in scopes:
-        matches |= models.Q(
-            scope_content_type=ContentType.objects.get_for_model(obj), scope_object_id=str(obj.pk)
+class Receivers:
+    """The active sources, read once per fan-out, and which of them receive what."""
+
+    def __init__(self, using: str) -> None:
+        self.sources = list(
+            Source.objects.using(using)
+            .filter(active=True)
+            .only("pk", "settings", "scope_content_type_id", "scope_object_id")
+            .order_by("pk")
         )
-    label = thread._meta.label_lower
-    return [
-        source.pk
-        for source in Source.objects.filter(matches, active=True).only("pk", "settings")
-        if source.accepts(label, action)
-    ]
+
+    def of(self, thread: Any, action: str) -> list[int]:
+        """Ids of the sources that receive ``action`` about ``thread``: unscoped ones
+        plus those scoped to its scope object(s), filtered by their settings."""
+        scope = option(thread, "scope")
+        scopes = {
+            (ContentType.objects.get_for_model(obj).pk, str(obj.pk))
+            for obj in (scope if isinstance(scope, (list, tuple)) else [scope])
+            if obj
+        }
+        label = thread._meta.label_lower
+        return [
+            source.pk
+            for source in self.sources
+            if (
+                source.scope_content_type_id is None
+                or (source.scope_content_type_id, source.scope_object_id) in scopes
+            )
+            and source.accepts(label, action)
+        ]
 
 
-def fan_out(limit: int = BATCH) -> int:
+def fan_out(limit: int = BATCH, objects: Objects | None = None) -> int:
     """Turn up to ``limit`` captured changes into messages; return how many changes
-    were taken (0 when none is waiting)."""
+    were taken (0 when none is waiting, or another drain wrote them first).
+    ``objects`` (the drain round's) keeps what was read for rendering."""
     using = router.db_for_write(Message)
-    with transaction.atomic(using=using):
-        pending = Change.objects.using(using).filter(fanned_out=False).order_by("pk")
-        if connections[using].features.has_select_for_update:
-            # Not skip_locked: a second fan-out waits, so messages keep change order.
-            pending = pending.select_for_update()
-        else:
-            take_write_lock(using, Change)
-        changes = list(pending[:limit])
-        if not changes:
-            return 0
-        traced: list[Traced] = []
-        for change in changes:
-            try:
-                # A savepoint each: a user's method that fails a query must not abort
-                # the fan-out of the other changes.
-                with transaction.atomic(using=using):
-                    item = trace(change)
-            except _RETRY_LATER:
-                raise
-            except Exception:
-                _failed(change, "Could not read the objects of this change")
-                continue
-            if item is None:
-                logger.warning("Nothing to send for %s: its objects no longer exist", change)
-            else:
-                traced.append(item)
-        coalesce(traced)
-        queued: list[tuple[Traced, list[Message]]] = []
-        for item in traced:
-            if item.absorbed:
-                continue
-            try:
-                with transaction.atomic(using=using):
-                    queued.append((item, _messages_for(item)))
-            except _RETRY_LATER:
-                raise
-            except Exception:
-                _failed(item.change, "Could not describe this change or find its sources")
-        Message.objects.using(using).bulk_create([m for _item, rows in queued for m in rows])
-        Change.objects.using(using).filter(pk__in=[c.pk for c in changes], error="").update(
-            fanned_out=True
-        )
-        for item in traced:
-            if item.change.described:
-                Change.objects.using(using).filter(pk=item.change.pk).update(
-                    described=item.change.described
-                )
+    changes = list(Change.objects.using(using).filter(fanned_out=False).order_by("pk")[:limit])
+    if not changes:
+        return 0
+    objects = objects if objects is not None else Objects()
+    failed: dict[int, str] = {}
+    traced = _traced(changes, objects, using, failed)
+    coalesce(traced)
+    receivers = Receivers(using)
+    queued: list[tuple[Traced, list[Message]]] = []
+    for item in traced:
+        if item.absorbed:
+            continue
+        try:
+            with _guarded(using):
+                queued.append((item, _messages_for(item, receivers)))
+        except _RETRY_LATER:
+            raise
+        except Exception:
+            failed[item.change.pk] = _error(
+                item.change, "Could not describe this change or find its sources"
+            )
+    if not _write(changes, queued, failed, using):
+        return 0
     for item, rows in queued:
         if rows:
             send_robust(message_queued, messages=rows, instance=item.instance)
     return len(changes)
 
 
-def _messages_for(item: Traced) -> list[Message]:
+def _traced(
+    changes: list[Change], objects: Objects, using: str, failed: dict[int, str]
+) -> list[Traced]:
+    objects.prime(changes)
+    traced: list[Traced] = []
+    for change in changes:
+        try:
+            with _guarded(using):
+                item = trace(change, objects)
+        except _RETRY_LATER:
+            raise
+        except Exception:
+            failed[change.pk] = _error(change, "Could not read the objects of this change")
+            continue
+        if item is None:
+            logger.warning("Nothing to send for %s: its objects no longer exist", change)
+        else:
+            traced.append(item)
+    return traced
+
+
+def _guarded(using: str) -> Any:
+    """Inside a caller's transaction, a savepoint, so that a project's method that
+    fails a query does not abort it; outside one (a worker, the delivery thread) a
+    failed query aborts nothing, and no savepoint is paid for."""
+    if connections[using].in_atomic_block:
+        return transaction.atomic(using=using)
+    return contextlib.nullcontext()
+
+
+def _write(
+    changes: list[Change],
+    queued: list[tuple[Traced, list[Message]]],
+    failed: dict[int, str],
+    using: str,
+) -> bool:
+    """Write the batch's messages and mark its changes done, unless another drain wrote
+    any of them first (then nothing is written: its messages stand)."""
+    pks = [c.pk for c in changes]
+    rows = [m for _item, messages in queued for m in messages]
+    with transaction.atomic(using=using):
+        still = Change.objects.using(using).filter(pk__in=pks, fanned_out=False)
+        if connections[using].features.has_select_for_update:
+            # Not skip_locked: a second writer waits, then finds the batch written.
+            still = still.select_for_update()
+        else:
+            take_write_lock(using, Change)
+        if len(still.values_list("pk", flat=True)) != len(pks):
+            return False
+        _mark_heads(rows, using)
+        Message.objects.using(using).bulk_create(rows)
+        Change.objects.using(using).filter(pk__in=pks).exclude(pk__in=failed).update(
+            fanned_out=True
+        )
+        described = [item.change for item, _m in queued if item.change.described]
+        if described:
+            Change.objects.using(using).bulk_update(described, ["described"])
+        for pk, error in failed.items():
+            Change.objects.using(using).filter(pk=pk).update(fanned_out=True, error=error)
+    return True
+
+
+def _mark_heads(rows: list[Message], using: str) -> None:
+    """Make each line's first new message its head when nothing of the line is pending.
+
+    The lines' heads are locked first (again, until no new one shows: a head handed on
+    while waiting): an outcome being written for a head (which hands the head on in the
+    same transaction) is waited for, and one written later waits for these messages, so
+    it sees them. On SQLite the write lock already serialises the two."""
+    if not rows:
+        return
+    source_ids = sorted({m.source_id for m in rows})
+    keys = {m.thread_key for m in rows}
+    lines = Message.objects.using(using).filter(source_id__in=source_ids, thread_key__in=keys)
+    if connections[using].features.has_select_for_update:
+        locked: set[int] = set()
+        while True:
+            heads = set(
+                lines.filter(head=True, state=Message.State.PENDING)
+                .select_for_update()
+                .values_list("pk", flat=True)
+            )
+            if heads <= locked:
+                break
+            locked |= heads
+    busy = set(lines.pending().values_list("source_id", "thread_key").order_by().distinct())
+    for message in rows:
+        line = (message.source_id, message.thread_key)
+        if line not in busy:
+            message.head = True
+            busy.add(line)
+
+
+def _messages_for(item: Traced, receivers: Receivers) -> list[Message]:
     change = item.change
     if change.event == Change.Event.UPDATED and not item.values.get("resync"):
         try:
@@ -310,7 +410,7 @@ def _messages_for(item: Traced) -> list[Message]:
             return []  # nothing the thread shows has changed
         if described:
             change.described = json.dumps([c.as_list() for c in described])
-    source_ids = sources_for(item.thread, change.event)
+    source_ids = receivers.of(item.thread, change.event)
     event = _EVENT_NAMES.get(change.event, "activity")
     return [
         Message(source_id=pk, change=change, thread_key=item.thread_key, event=event)
@@ -318,10 +418,10 @@ def _messages_for(item: Traced) -> list[Message]:
     ]
 
 
-def _failed(change: Change, what: str) -> None:
+def _error(change: Change, what: str) -> str:
     change.error = f"{what}:\n{traceback.format_exc()}"
     logger.exception("%s (%s)", what, change)
-    Change.objects.filter(pk=change.pk).update(fanned_out=True, error=change.error)
+    return change.error
 
 
 def take_write_lock(using: str, model: type[models.Model]) -> None:
