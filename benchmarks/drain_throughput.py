@@ -1,17 +1,24 @@
-"""Drain throughput: the delivery engine against a hand-written minimal drain.
+"""Drain throughput: the delivery engine against hand-written drains doing the same work.
 
-Part 1, one thread, an endpoint that answers at once, interleaved rounds of N
-messages (N tickets updated once each, so N threads of one message):
+Part 1, one connection (``CONCURRENCY`` 1), an endpoint that answers at once,
+interleaved rounds of N messages (N tickets, each with an assignee and a project,
+updated once each, so N threads of one message):
 
-- engine: ``fan_out()`` until done (trace, describe, resolve sources), then
-  ``drain()`` (claim, render, repair, validate, post, record each outcome), timed
-  together and, separately, ``drain()`` alone;
-- minimal: a loop over a table of pre-rendered JSON payloads (the engine's own, from
-  the first round): ``SELECT`` 50 unsent rows, then for each a ``requests.Session``
-  post and an ``UPDATE`` marking it sent.
+- engine: ``fan_out()`` then ``drain()`` (trace, describe, resolve sources, claim,
+  render, repair, validate, post, record each outcome), timed together;
+- hand-written: what a project would write for itself: ``SELECT`` 50 unsent outbox
+  rows, load their tickets (one query, foreign keys joined), build each message's JSON
+  (title, body, status, fields, author, thread id), post it on a ``requests.Session``,
+  ``UPDATE`` the row as sent; the comparator, run twice per round (the second is the
+  control arm: what the machine's noise alone makes of a ratio);
+- lower bound: the same posts of pre-built JSON on a ``requests.Session``, no database.
 
-Part 2, the endpoint answering after 20 ms (a remote API): ``flowdock_worker``'s loop
-(``Worker(once=True)``, fan-out included) with 4 threads against 1 thread, interleaved.
+Part 2, the endpoint answering after 20 ms (a remote API), M messages per round:
+
+- engine, default settings (``CONCURRENCY`` 8), against the engine posting one at a
+  time (``CONCURRENCY`` 1);
+- a bare pooled ``requests`` loop at the same concurrency (8 threads, each its own
+  keep-alive session, pre-built JSON, no database): the lower bound.
 
 Prints messages per second and min / median / max of the per-round ratios.
 Run: ``.venv/bin/python -m benchmarks.drain_throughput [MESSAGES] [ROUNDS]``; set
@@ -24,13 +31,16 @@ import gc
 import json
 import statistics
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from benchmarks import endpoint
 from benchmarks.setup_django import setup, spread
 
 LATENCY = 0.020
-LATENCY_MESSAGES = 100
+LATENCY_MESSAGES = 400
+WIDTH = 8
 
 
 def main(n: int, rounds: int) -> None:
@@ -39,23 +49,29 @@ def main(n: int, rounds: int) -> None:
     database = setup(API_URL=fast_url, DELIVERY="worker")
     import requests
     from django.conf import settings
-    from django.db import connection, connections
+    from django.contrib.auth.models import User
+    from django.db import connection
 
     from benchmarks.benchapp.models import OutboxRow
     from django_flowdock.delivery.engine import drain
     from django_flowdock.delivery.fanout import fan_out
-    from django_flowdock.delivery.worker import Worker
     from django_flowdock.models import Message, Source
-    from tests.testapp.models import Ticket
+    from tests.testapp.models import Project, Ticket
 
     Source.objects.create(name="Bench", flow_token="bench-token")
-    tickets = [Ticket.objects.create(subject=f"Ticket {i}") for i in range(n)]
+    agent = User.objects.create(username="agent", first_name="Ada", last_name="Agent")
+    project = Project.objects.create(name="Website")
+    tickets = [
+        Ticket.objects.create(subject=f"Ticket {i}", assignee=agent, project=project)
+        for i in range(max(n, LATENCY_MESSAGES))
+    ]
     drain()
     serial = iter(range(10**9))
 
     def capture(count: int) -> None:
         for ticket in tickets[:count]:
             ticket.subject = f"Ticket {ticket.pk} ({next(serial)})"
+            ticket.state = "pending" if ticket.state == "open" else "open"
             ticket.save()
 
     table = connection.ops.quote_name(OutboxRow._meta.db_table)
@@ -63,8 +79,38 @@ def main(n: int, rounds: int) -> None:
     update = f"UPDATE {table} SET sent = %s WHERE id = %s"
     session = requests.Session()
     headers = {"Content-Type": "application/json"}
+    colors = {"open": "green", "pending": "yellow", "solved": "grey"}
 
-    def minimal_drain() -> int:
+    def build(ticket: Ticket) -> str:
+        assignee = ticket.assignee
+        return json.dumps(
+            {
+                "event": "activity",
+                "flow_token": "bench-token",
+                "author": {"name": "Django"},
+                "title": "updated ticket",
+                "external_thread_id": f"testapp.ticket:{ticket.pk}",
+                "thread": {
+                    "title": ticket.subject,
+                    "body": ticket.description,
+                    "external_url": f"https://helpdesk.example/tickets/{ticket.pk}/",
+                    "status": {"value": ticket.state, "color": colors.get(ticket.state, "grey")},
+                    "fields": [
+                        {"label": "Priority", "value": ticket.priority},
+                        {
+                            "label": "Assignee",
+                            "value": assignee.get_full_name() if assignee else "",
+                        },
+                        {
+                            "label": "Project",
+                            "value": ticket.project.name if ticket.project else "",
+                        },
+                    ],
+                },
+            }
+        )
+
+    def hand_written() -> int:
         sent = 0
         while True:
             with connection.cursor() as cursor:
@@ -72,67 +118,101 @@ def main(n: int, rounds: int) -> None:
                 rows = cursor.fetchall()
             if not rows:
                 return sent
-            for pk, payload in rows:
-                session.post(f"{fast_url}/messages", data=payload, headers=headers, timeout=10)
+            loaded = Ticket.objects.select_related("assignee", "project").in_bulk(
+                [int(ticket_pk) for _pk, ticket_pk in rows]
+            )
+            for pk, ticket_pk in rows:
+                body = build(loaded[int(ticket_pk)])
+                session.post(f"{fast_url}/messages", data=body, headers=headers, timeout=10)
                 with connection.cursor() as cursor:
                     cursor.execute(update, [True, pk])
                 sent += 1
 
-    payloads: list[str] = []
-    times: dict[str, list[float]] = {"engine": [], "engine drain() only": [], "minimal": []}
-    for r in range(rounds):
-        for arm in ("engine", "minimal") if r % 2 == 0 else ("minimal", "engine"):
-            if arm == "engine":
-                capture(n)
-                gc.collect()
-                started = time.perf_counter()
-                while fan_out():
-                    pass
-                fanned = time.perf_counter()
-                result = drain()
-                ended = time.perf_counter()
-                assert result.sent == n, result
-                times["engine"].append(ended - started)
-                times["engine drain() only"].append(ended - fanned)
-                if not payloads:  # round 0 runs the engine first
-                    sent = Message.objects.select_related("source").order_by("-pk")[:n]
-                    payloads = [json.dumps(m.api_payload()) for m in sent]
-            else:
-                OutboxRow.objects.bulk_create(OutboxRow(payload=p) for p in payloads)
-                gc.collect()
-                started = time.perf_counter()
-                assert minimal_drain() == n
-                times["minimal"].append(time.perf_counter() - started)
+    def engine(count: int) -> float:
+        capture(count)
+        gc.collect()
+        started = time.perf_counter()
+        while fan_out():
+            pass
+        result = drain()
+        elapsed = time.perf_counter() - started
+        assert result.sent == count, result
+        return elapsed
 
-    print(f"{database}; part 1: {rounds} rounds x {n} messages, endpoint answers at once")
-    print("| arm | msg/s (median) | x minimal drain, per round |")
+    prebuilt = [build(t) for t in tickets]
+
+    def lower_bound(url: str, count: int) -> float:
+        started = time.perf_counter()
+        for body in prebuilt[:count]:
+            session.post(f"{url}/messages", data=body, headers=headers, timeout=10)
+        return time.perf_counter() - started
+
+    settings.FLOWDOCK["CONCURRENCY"] = 1
+    arms = ["engine", "hand-written", "hand-written (control)", "lower bound"]
+    times: dict[str, list[float]] = {arm: [] for arm in arms}
+    for r in range(rounds):
+        for arm in arms if r % 2 == 0 else arms[::-1]:
+            if arm == "engine":
+                times[arm].append(engine(n))
+            elif arm.startswith("hand-written"):
+                OutboxRow.objects.bulk_create(OutboxRow(payload=str(t.pk)) for t in tickets[:n])
+                gc.collect()
+                started = time.perf_counter()
+                assert hand_written() == n
+                times[arm].append(time.perf_counter() - started)
+            else:
+                times[arm].append(lower_bound(fast_url, n))
+
+    print(f"{database}; part 1: {rounds} rounds x {n} messages, one connection, answers at once")
+    print("| arm | msg/s (median) | x hand-written drain, per round |")
     print("|---|---:|---:|")
     for name, values in times.items():
-        ratios = [m / v for v, m in zip(values, times["minimal"], strict=True)]
+        ratios = [h / v for v, h in zip(values, times["hand-written"], strict=True)]
         print(f"| {name} | {n / statistics.median(values):.0f} | {spread(ratios)} |")
-    print(f"payload size: {statistics.median(len(p) for p in payloads):.0f} bytes (median)")
+    payloads = Message.objects.order_by("-pk").values_list("payload", flat=True)[:50]
+    size = statistics.median(len(json.dumps(payload)) for payload in payloads)
+    print(f"engine payload size: {size:.0f} bytes (median); hand-written: {len(prebuilt[0])}")
 
     settings.FLOWDOCK["API_URL"] = slow_url
-    threaded: dict[int, list[float]] = {1: [], 4: []}
-    for r in range(rounds // 2 or 1):
-        for threads in (1, 4) if r % 2 == 0 else (4, 1):
-            capture(LATENCY_MESSAGES)
-            connections.close_all()
-            worker = Worker(threads=threads, once=True)
-            started = time.perf_counter()
-            worker.run()
-            threaded[threads].append(time.perf_counter() - started)
-            assert worker.result.sent == LATENCY_MESSAGES, worker.result
+    m = LATENCY_MESSAGES
+    pool = ThreadPoolExecutor(WIDTH)
+    local = threading.local()
+
+    def pooled_post(body: str) -> None:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        local.session.post(f"{slow_url}/messages", data=body, headers=headers, timeout=10)
+
+    def pooled(count: int) -> float:
+        started = time.perf_counter()
+        list(pool.map(pooled_post, prebuilt[:count]))
+        return time.perf_counter() - started
+
+    def engine_at(concurrency: int) -> float:
+        settings.FLOWDOCK["CONCURRENCY"] = concurrency
+        return engine(m)
+
+    slow_arms = ["engine, default (8)", "engine, one at a time", "pooled requests x8"]
+    slow_times: dict[str, list[float]] = {arm: [] for arm in slow_arms}
+    for r in range(max(rounds // 2, 2)):
+        for arm in slow_arms if r % 2 == 0 else slow_arms[::-1]:
+            if arm == "engine, default (8)":
+                slow_times[arm].append(engine_at(8))
+            elif arm == "engine, one at a time":
+                slow_times[arm].append(engine_at(1))
+            else:
+                slow_times[arm].append(pooled(m))
     print(
-        f"\npart 2: {len(threaded[1])} rounds x {LATENCY_MESSAGES} messages, "
+        f"\npart 2: {len(slow_times[slow_arms[0]])} rounds x {m} messages, "
         f"endpoint answers after {LATENCY * 1000:.0f} ms"
     )
-    print("| worker threads | msg/s (median) | x 1 thread, per round |")
-    print("|---|---:|---:|")
-    for threads, values in threaded.items():
-        ratios = [one / v for v, one in zip(values, threaded[1], strict=True)]
-        rate = LATENCY_MESSAGES / statistics.median(values)
-        print(f"| {threads} | {rate:.0f} | {spread(ratios)} |")
+    print("| arm | msg/s (median) | x one at a time | x pooled requests x8 |")
+    print("|---|---:|---:|---:|")
+    for name, values in slow_times.items():
+        one = [o / v for v, o in zip(values, slow_times["engine, one at a time"], strict=True)]
+        bare = [b / v for v, b in zip(values, slow_times["pooled requests x8"], strict=True)]
+        rate = m / statistics.median(values)
+        print(f"| {name} | {rate:.0f} | {spread(one)} | {spread(bare)} |")
     fast.terminate()
     slow.terminate()
 

@@ -251,7 +251,9 @@ def render(change: Change, objects: Objects | None = None) -> tuple[dict[str, An
                 if shown is None:
                     raise FlowdockRenderError("The object no longer exists.")
                 changes = [FieldChange(*c) for c in json.loads(change.described or "[]")]
-                message = activity_message(shown, change.event, changes=changes)
+                current = objects.is_current(change.model, shown)
+                state = objects.state(shown, change) if current else None
+                message = activity_message(shown, change.event, changes=changes, state=state)
             message, repairs = repair(
                 message,
                 title=default_title(shown),
@@ -382,12 +384,10 @@ def record_all(items: list[tuple[Attempt, bool]], clock: Clock) -> list[bool]:
     """:func:`record` for posts answered together, their outcomes written in one
     transaction; effects and signals follow the commit."""
     using = router.db_for_write(Message)
-    # SQLite writes each outcome in one statement: a transaction would only add two.
-    together = (
-        contextlib.nullcontext()
-        if connections[using].vendor == "sqlite"
-        else transaction.atomic(using=using)
-    )
+    # SQLite writes each outcome in one statement, so one alone needs no transaction;
+    # several share one commit (and its sync to disk).
+    alone = len(items) == 1 and connections[using].vendor == "sqlite"
+    together = contextlib.nullcontext() if alone else transaction.atomic(using=using)
     with together:
         written = [
             _write_outcome(item.message, _outcome_fields(item), ended=item.outcome != RETRYING)

@@ -227,11 +227,35 @@ def coalesce(traced: list[Traced]) -> None:
                 head.values["new"] = {**head.values.get("new", {}), **new}
 
 
-def describe(item: Traced) -> list[FieldChange]:
-    """What an update changed, as shown in the thread."""
-    old = thread_state(with_values(item.instance, item.values.get("old", {})), actions=False)
-    new = thread_state(with_values(item.instance, item.values.get("new", {})), actions=False)
+def describe(item: Traced, objects: Objects) -> list[FieldChange]:
+    """What an update changed, as shown in the thread. When the update's new values are
+    what the object holds now (its latest change), the new state is the one the
+    message is rendered with, computed once."""
+    instance, new_values = item.instance, item.values.get("new", {})
+    old = thread_state(with_values(instance, item.values.get("old", {})), actions=False)
+    if objects.is_current(item.change.model, instance) and holds(instance, new_values):
+        new = objects.state(instance, item.change)
+    else:
+        new = thread_state(with_values(instance, new_values), actions=False)
     return new.changes_since(old)
+
+
+def holds(instance: Any, values: dict[str, Any]) -> bool:
+    """Whether ``instance`` holds the captured raw ``values`` (many-to-many ones are
+    not compared: they say no)."""
+    opts = instance._meta
+    for name, raw in values.items():
+        model_field = _field(opts, name)
+        if model_field is None:
+            continue
+        if model_field.many_to_many:
+            return False
+        try:
+            if model_field.to_python(raw) != getattr(instance, model_field.attname):
+                return False
+        except Exception:  # a captured value the field no longer parses
+            return False
+    return True
 
 
 class Receivers:
@@ -285,7 +309,7 @@ def fan_out(limit: int = BATCH, objects: Objects | None = None) -> int:
             continue
         try:
             with _guarded(using):
-                queued.append((item, _messages_for(item, receivers)))
+                queued.append((item, _messages_for(item, receivers, objects)))
         except _RETRY_LATER:
             raise
         except Exception:
@@ -393,11 +417,11 @@ def _mark_heads(rows: list[Message], using: str) -> None:
             busy.add(line)
 
 
-def _messages_for(item: Traced, receivers: Receivers) -> list[Message]:
+def _messages_for(item: Traced, receivers: Receivers, objects: Objects) -> list[Message]:
     change = item.change
     if change.event == Change.Event.UPDATED and not item.values.get("resync"):
         try:
-            described = describe(item)
+            described = describe(item, objects)
         except Exception:
             # The old state cannot be shown (a get_flowdock_* method raised for it): the
             # update still goes out with the thread as it is now, just without a list

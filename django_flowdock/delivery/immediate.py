@@ -9,6 +9,11 @@ What else it does depends on what the process is (:func:`process_role`):
   script) delivers before it exits, for at most ``EXIT_TIMEOUT`` seconds;
 - test runs deliver after commits only; schema and tooling commands (``migrate``,
   ``check``…) never deliver: what they saved waits for a process that does.
+
+The thread shares the interpreter (its GIL) and the database with the requests of its
+process, so it delivers between them: before each post, and before each of its queries
+outside a transaction, it waits while a request is in progress, for at most
+``REQUEST_YIELD`` seconds per post in all (:class:`Requests`).
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ import sys
 import threading
 import time
 import weakref
-from typing import Literal
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any, Literal
 
 from django.apps import apps
+from django.core.signals import request_finished, request_started
 from django.db import connections
 from django.db.models import QuerySet
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
@@ -38,6 +46,9 @@ logger = logging.getLogger("django_flowdock.delivery")
 #: Shortest sleep between rounds, so a message that cannot be taken yet never makes the
 #: thread spin.
 MIN_SLEEP = 0.2
+#: Quiet after a request before the thread goes on: a keep-alive client's next request
+#: (or the next one a sync worker accepts) arrives within a few milliseconds.
+QUIET = 0.005
 #: First sleep after a round that failed (database restarting, not migrated yet);
 #: doubled after each failure in a row, up to ``POLL_INTERVAL``.
 ERROR_SLEEP = 5.0
@@ -126,6 +137,57 @@ def process_role() -> Role:
     return "server" if serving else "script"
 
 
+class Requests:
+    """The requests in progress in this process (``request_started`` to
+    ``request_finished``), for the delivery thread to wait on.
+
+    Kept per serving thread, so a request whose ``request_finished`` never came (a
+    response never closed) is forgotten at that thread's next request.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._in_progress: set[int] = set()
+        self._last_finished = float("-inf")
+
+    def started(self) -> None:
+        with self._changed:
+            self._in_progress.add(threading.get_ident())
+
+    def finished(self) -> None:
+        with self._changed:
+            self._in_progress.discard(threading.get_ident())
+            self._last_finished = time.monotonic()
+            self._changed.notify_all()
+
+    def wait_quiet(self, timeout: float) -> bool:
+        """Wait until no request has been in progress for ``QUIET`` seconds, or for
+        ``timeout`` seconds at most; False if it was not quiet by then."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                quiet_at = None if self._in_progress else self._last_finished + QUIET
+                if quiet_at is not None and now >= quiet_at:
+                    return True
+                if now >= deadline:
+                    return False
+                wake_at = deadline if quiet_at is None else min(deadline, quiet_at)
+                self._changed.wait(wake_at - now)
+
+
+#: This process's requests; replaced in a forked child (its lock may be held).
+requests_in_progress = Requests()
+
+
+def _request_started(**kwargs: object) -> None:
+    requests_in_progress.started()
+
+
+def _request_finished(**kwargs: object) -> None:
+    requests_in_progress.finished()
+
+
 class ImmediateBackend(BaseBackend):
     """No HTTP on the request thread and no extra process to run.
 
@@ -149,6 +211,8 @@ class ImmediateBackend(BaseBackend):
         self._stopping = threading.Event()
         self._idle = threading.Condition(self._lock)
         self._busy = False
+        #: Seconds the thread may still wait for requests before its next post.
+        self._patience = 0.0
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
 
@@ -173,6 +237,9 @@ class ImmediateBackend(BaseBackend):
             self._reset()
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
+                # Only a process that delivers pays for counting its requests.
+                request_started.connect(_request_started, dispatch_uid=__name__)
+                request_finished.connect(_request_finished, dispatch_uid=__name__)
                 self._thread = threading.Thread(
                     target=self._run, args=(polling,), name="flowdock-delivery", daemon=True
                 )
@@ -201,7 +268,8 @@ class ImmediateBackend(BaseBackend):
             try:
                 # Idle, a timeout only looks for work left by other processes.
                 if woken or not idle or _outbox_waiting():
-                    drain(should_stop=self._stopping.is_set)
+                    with self._giving_way_at_queries():
+                        drain(should_stop=self._yield_to_requests)
                     until_due = _seconds_until_due()
                 else:
                     until_due = None
@@ -224,6 +292,39 @@ class ImmediateBackend(BaseBackend):
                 if not self._wake.is_set() or self._stopping.is_set():
                     self._busy = False
                     self._idle.notify_all()
+
+    def _yield_to_requests(self) -> bool:
+        """``drain()``'s ``should_stop``, asked before each post: let the requests in
+        progress finish first, for at most ``REQUEST_YIELD`` seconds with the waits at
+        the queries up to the next post, so delivery goes on under constant load; True
+        when the thread must stop."""
+        self._patience = flowdock_settings.REQUEST_YIELD
+        self._give_way()
+        return self._stopping.is_set()
+
+    def _give_way(self) -> None:
+        if self._patience > 0 and not self._stopping.is_set():
+            started = time.monotonic()
+            requests_in_progress.wait_quiet(self._patience)
+            self._patience -= time.monotonic() - started
+
+    @contextmanager
+    def _giving_way_at_queries(self) -> Iterator[None]:
+        """A request that starts during a post (rendering, recording) pauses the thread at
+        its next query: one post is several milliseconds of Python holding the GIL. Not
+        inside a transaction, whose locks the request may be waiting for."""
+
+        def wrapper(
+            execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict
+        ) -> Any:
+            if not context["connection"].in_atomic_block:
+                self._give_way()
+            return execute(sql, params, many, context)
+
+        with ExitStack() as stack:
+            for connection in connections.all():
+                stack.enter_context(connection.execute_wrapper(wrapper))
+            yield
 
     def deliver_before_exit(self) -> None:
         """Registered with ``atexit`` by the first dispatch of a process that is neither a
@@ -273,6 +374,8 @@ _backends: weakref.WeakSet[ImmediateBackend] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    global requests_in_progress
+    requests_in_progress = Requests()
     for backend in list(_backends):
         backend._reset()
         if backend._serving:

@@ -18,8 +18,10 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 
+from django_flowdock.context import delivering
 from django_flowdock.models import Change
 from django_flowdock.threads.options import ATTRIBUTE_OPTIONS, Options
+from django_flowdock.threads.render import ThreadState, thread_state
 
 
 class Objects:
@@ -28,6 +30,7 @@ class Objects:
     def __init__(self) -> None:
         self._objects: dict[tuple[str, str], Any] = {}
         self._authors: dict[str, Any] = {}
+        self._states: dict[tuple[str, str, str, str], ThreadState] = {}
 
     def prime(self, changes: Iterable[Change]) -> None:
         """Read the objects and authors of ``changes`` not read yet."""
@@ -49,6 +52,22 @@ class Objects:
         if key not in self._objects:
             self._read(label, {pk})
         return self._objects[key]
+
+    def state(self, instance: Any, change: Change) -> ThreadState:
+        """The thread state of ``instance`` as it is now (an object read by this
+        batch), as ``change`` shows it (its author acting, its site's URLs): computed
+        once, for describing an update at fan-out and for rendering it."""
+        key = (change.model, str(instance.pk), change.author_pk, change.base_url)
+        state = self._states.get(key)
+        if state is None:
+            with delivering(self.author(change.author_pk), change.base_url):
+                state = self._states[key] = thread_state(instance)
+        return state
+
+    def is_current(self, label: str, instance: Any) -> bool:
+        """Whether ``instance`` is the object this batch read (not one rebuilt from
+        captured values)."""
+        return self._objects.get((label, str(instance.pk))) is instance
 
     def author(self, pk: str) -> Any:
         if not pk:

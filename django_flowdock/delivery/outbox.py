@@ -7,14 +7,13 @@ in the delivery engine.
 
 from __future__ import annotations
 
-import json
-import uuid
+import secrets
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections, transaction
+from django.db import connections
 from django.utils import timezone
 
 from django_flowdock.models import Change
@@ -23,7 +22,7 @@ from django_flowdock.models import Change
 @dataclass
 class _Transaction:
     #: Shared by the transaction's changes, so the engine can coalesce them.
-    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
     #: (model, pk) → the object's values when the transaction first changed it.
     first_seen: dict[tuple[str, Any], dict[str, Any]] = field(default_factory=dict)
 
@@ -44,11 +43,10 @@ def _current(connection: Any) -> _Transaction | None:
     return current
 
 
-def forget_transaction(using: str) -> None:
+def forget_transaction(connection: Any) -> None:
     """Drop what the connection's last transaction left (a rollback leaves it: nothing
-    tells us of one). Called when a save starts outside a transaction, and when a
-    request starts."""
-    _transactions.pop(connections[using], None)
+    tells us of one). Called when a save starts outside a transaction."""
+    _transactions.pop(connection, None)
 
 
 def forget_transactions(**kwargs: Any) -> None:
@@ -57,11 +55,11 @@ def forget_transactions(**kwargs: Any) -> None:
         _transactions.pop(connection, None)
 
 
-def values_before(using: str, key: tuple[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
-    """The object's values when the current transaction first changed it (``loaded``
-    if this is the first time). Saves rolled back to a savepoint leave the instance's
-    own snapshot ahead of the database; these values are not."""
-    current = _current(connections[using])
+def values_before(connection: Any, key: tuple[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
+    """The object's values when the current transaction on ``connection`` first changed
+    it (``loaded`` if this is the first time). Saves rolled back to a savepoint leave
+    the instance's own snapshot ahead of the database; these values are not."""
+    current = _current(connection)
     return loaded if current is None else current.first_seen.setdefault(key, loaded)
 
 
@@ -92,8 +90,12 @@ class _Encoder(DjangoJSONEncoder):
             return str(o)
 
 
+#: One encoder for every change (it keeps no state between calls).
+_encode = _Encoder().encode
+
+
 def encode(values: dict[str, Any]) -> str:
-    return json.dumps(values, cls=_Encoder) if values else ""
+    return _encode(values) if values else ""
 
 
 def _insert_sql(connection: Any) -> str:
@@ -124,7 +126,8 @@ def capture(
     connection = connections[using]
     current = _current(connection)
     token = "" if current is None else current.token
-    created_at = Change._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
+    # timezone.now() is what the field's own preparation would be given and return.
+    created_at = connection.ops.adapt_datetimefield_value(timezone.now())
     params = (
         model,
         str(object_pk),
@@ -142,7 +145,7 @@ def capture(
         cursor.execute(_insert_sql(connection), params)
     # One callback per change (a savepoint rolled back takes its callbacks with it);
     # the first to run for a transaction hands over, the others see the token gone.
-    transaction.on_commit(lambda: _committed(connection, token), using=using, robust=True)
+    connection.on_commit(lambda: _committed(connection, token), robust=True)
 
 
 def _committed(connection: Any, token: str) -> None:
