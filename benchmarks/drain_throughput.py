@@ -4,8 +4,8 @@ Part 1, one connection (``CONCURRENCY`` 1), an endpoint that answers at once,
 interleaved rounds of N messages (N tickets, each with an assignee and a project,
 updated once each, so N threads of one message):
 
-- engine: ``fan_out()`` then ``drain()`` (trace, describe, resolve sources, claim,
-  render, repair, validate, post, record each outcome), timed together;
+- engine: ``drain()`` as a worker runs it (per round: fan out (trace, describe,
+  resolve sources), claim, render, repair, validate, post, record each outcome);
 - hand-written: what a project would write for itself: ``SELECT`` 50 unsent outbox
   rows, load their tickets (one query, foreign keys joined), build each message's JSON
   (title, body, status, fields, author, thread id), post it on a ``requests.Session``,
@@ -54,7 +54,6 @@ def main(n: int, rounds: int) -> None:
 
     from benchmarks.benchapp.models import OutboxRow
     from django_flowdock.delivery.engine import drain
-    from django_flowdock.delivery.fanout import fan_out
     from django_flowdock.models import Message, Source
     from tests.testapp.models import Project, Ticket
 
@@ -132,9 +131,7 @@ def main(n: int, rounds: int) -> None:
         capture(count)
         gc.collect()
         started = time.perf_counter()
-        while fan_out():
-            pass
-        result = drain()
+        result = drain()  # fans out as it goes, as a worker does
         elapsed = time.perf_counter() - started
         assert result.sent == count, result
         return elapsed

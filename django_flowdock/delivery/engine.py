@@ -37,7 +37,6 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, models, router, transaction
-from django.db.models import Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -474,45 +473,67 @@ def _follow_circuit(item: Attempt, clock: Clock) -> None:
 def _write_outcome(message: Message, fields: dict[str, Any], *, ended: bool) -> bool:
     """Write an outcome while the claim is still ours; a message that ended hands its
     line's head on to the next pending message at once (see ``fanout._mark_heads`` for
-    why the two never miss a message fan-out adds meanwhile)."""
+    why the two never miss a message fan-out adds meanwhile).
+
+    Plain SQL: it runs once per post, and the ORM would spend more building these few
+    statements than the database spends running them."""
     using = router.db_for_write(Message)
-    fenced = models.Q(pk=message.pk, claim_token=message.claim_token)
-    messages = Message.objects.using(using)
-    if not ended:
-        return bool(messages.filter(fenced).update(**fields))
-    following = Subquery(
-        messages.filter(
-            source_id=message.source_id,
-            thread_key=message.thread_key,
-            state=Message.State.PENDING,
-        )
-        .exclude(pk=message.pk)
-        .order_by("pk")
-        .values("pk")[:1]
+    connection = connections[using]
+    quote, opts = connection.ops.quote_name, Message._meta
+    table = quote(opts.db_table)
+    columns = [quote(opts.get_field(name).column) for name in fields]
+    values = [opts.get_field(name).get_db_prep_save(v, connection) for name, v in fields.items()]
+    fenced, fence = "id = %s AND claim_token = %s", [message.pk, message.claim_token]
+    next_in_line = (
+        f"SELECT id FROM {table} WHERE source_id = %s AND thread_key = %s AND state = %s "  # noqa: S608
+        "AND id <> %s ORDER BY id LIMIT 1"
     )
-    if connections[using].vendor == "sqlite":
-        # One statement (SQLite has one writer, and a statement is atomic): the
-        # message's outcome, and the head for the next in line if the claim is ours.
-        ours = models.Exists(messages.filter(fenced))
-        changed = {
-            name: models.Case(
-                models.When(pk=message.pk, then=models.Value(value, Message._meta.get_field(name))),
-                default=models.F(name),
+    line = [message.source_id, message.thread_key, Message.State.PENDING, message.pk]
+    with connection.cursor() as cursor:
+        if not ended:
+            sets = ", ".join(f"{column} = %s" for column in columns)
+            cursor.execute(f"UPDATE {table} SET {sets} WHERE {fenced}", [*values, *fence])  # noqa: S608
+            return cursor.rowcount > 0
+        if connection.vendor == "sqlite":
+            # One statement (SQLite has one writer, and a statement is atomic): the
+            # outcome, and the head for the next in line if the claim was ours.
+            sets = ", ".join(
+                f"{column} = CASE WHEN id = %s THEN %s ELSE {column} END"
+                for column in columns
+                if column != quote("head")
             )
-            for name, value in fields.items()
-            if name != "head"
-        }
-        head = models.Case(models.When(pk=message.pk, then=False), default=True)
-        written = messages.filter(fenced | models.Q(ours, pk=following)).update(
-            **changed, head=head
-        )
-        return bool(written)
-    # The outcome first: its row lock makes a fan-out adding to the line wait, or wait
-    # for it; the head's hand-over then reads the line afresh.
-    with transaction.atomic(using=using, savepoint=False):
-        if not messages.filter(fenced).update(**fields):
-            return False
-        messages.filter(pk=following).update(head=True)
+            own = [
+                p
+                for name, value in zip(fields, values, strict=True)
+                if name != "head"
+                for p in (message.pk, value)
+            ]
+            cursor.execute(
+                f"UPDATE {table} SET {sets}, head = (id <> %s) WHERE ({fenced}) OR "  # noqa: S608
+                f"(id = ({next_in_line}) AND EXISTS (SELECT 1 FROM {table} WHERE {fenced}))",
+                [*own, message.pk, *fence, *line, *fence],
+            )
+            return cursor.rowcount > 0
+        # The outcome first: its row lock makes a fan-out adding to the line wait, or
+        # wait for it; the head's hand-over then reads the line afresh.
+        with transaction.atomic(using=using, savepoint=False):
+            sets = ", ".join(f"{column} = %s" for column in columns)
+            cursor.execute(f"UPDATE {table} SET {sets} WHERE {fenced}", [*values, *fence])  # noqa: S608
+            if cursor.rowcount == 0:
+                return False
+            if connection.features.update_can_self_select:
+                cursor.execute(
+                    f"UPDATE {table} SET head = %s WHERE id = ({next_in_line})",  # noqa: S608
+                    [True, *line],
+                )
+            else:  # MySQL and MariaDB cannot read the table an UPDATE writes
+                cursor.execute(next_in_line, line)
+                following = cursor.fetchone()
+                if following:
+                    cursor.execute(
+                        f"UPDATE {table} SET head = %s WHERE id = %s",  # noqa: S608
+                        [True, following[0]],
+                    )
     return True
 
 
@@ -629,12 +650,13 @@ def drain(
     while limit is None or result.handled < limit:
         if should_stop is not None and should_stop():
             break
-        # What the round reads for fan-out is read once, and rendered from.
-        objects = Objects()
-        fan_out(objects=objects)
         batch_size = flowdock_settings.BATCH_SIZE
         if limit is not None:
             batch_size = min(batch_size, limit - result.handled)
+        # What the round reads for fan-out is read once, and rendered from: as many
+        # changes as the round claims messages.
+        objects = Objects()
+        fan_out(flowdock_settings.BATCH_SIZE, objects=objects)
         claimed = claim(batch_size, message_ids, retried)
         if not claimed.messages:
             break
