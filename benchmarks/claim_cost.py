@@ -9,10 +9,13 @@ For 1k, 10k and 100k pending messages (one source), in three layouts:
 
 Each layout and size deletes the previous messages and fills the table again (the
 churn of a real outbox; no manual VACUUM or ANALYZE: autovacuum decides), heads marked
-as fan-out marks them. Each claim is timed, then released (untimed), REPEAT times;
-the median is printed, and the ratio of the largest size to 1k. On PostgreSQL a claim
-still running after TIMEOUT seconds is cancelled and shown as such.
-Run: ``.venv/bin/python -m benchmarks.claim_cost [MAX_PENDING]``; set ``DATABASE_URL``
+as fan-out marks them. On PostgreSQL the table is ANALYZEd after filling, as
+autovacuum does within a minute of such a change (``--no-analyze`` measures the
+minute before); the dead rows of the deleted messages stay (no VACUUM). Each claim is
+timed, then released (untimed), REPEAT times; the median is printed, and the ratio of
+the largest size to 1k. On PostgreSQL a claim still running after TIMEOUT seconds is
+cancelled and shown as such.
+Run: ``.venv/bin/python -m benchmarks.claim_cost [MAX_PENDING] [--no-analyze]``; set ``DATABASE_URL``
 for PostgreSQL (see ``setup_django``).
 """
 
@@ -34,7 +37,7 @@ LAYOUTS = {
 }
 
 
-def main(largest: int) -> None:
+def main(largest: int, analyze: bool = True) -> None:
     database = setup(DELIVERY="worker")
     from django.db import OperationalError, connection
 
@@ -65,6 +68,9 @@ def main(largest: int) -> None:
                 )
                 seen.add(thread)
             Message.objects.bulk_create(messages, batch_size=2000)
+            if connection.vendor == "postgresql" and analyze:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"ANALYZE {Message._meta.db_table}")
             timings, claimed = [], 0
             try:
                 for _ in range(REPEAT):
@@ -80,7 +86,8 @@ def main(largest: int) -> None:
             medians[layout].append(statistics.median(timings))
             rows[layout].append(f"{statistics.median(timings) * 1000:.1f} ms ({claimed})")
 
-    print(f"{database}; median of {REPEAT} claims of up to 50 (messages claimed)")
+    analyzed = "" if analyze or connection.vendor != "postgresql" else ", not ANALYZEd"
+    print(f"{database}{analyzed}; median of {REPEAT} claims of up to 50 (messages claimed)")
     print("| layout | " + " | ".join(f"{n:,} pending" for n in sizes) + " | largest / 1k |")
     print("|---|" + "---:|" * (len(sizes) + 1))
     for layout, cells in rows.items():
@@ -89,4 +96,5 @@ def main(largest: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    numbers = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(numbers[0]) if numbers else 100_000, analyze="--no-analyze" not in sys.argv)

@@ -291,7 +291,9 @@ class MessageQuerySet(models.QuerySet["Message"]):
         """Pending messages with no earlier pending message of their thread and source:
         the only ones that may go out next. Read from the maintained ``head`` marker,
         so a claim costs the same for any backlog (see :meth:`refresh_heads`)."""
-        return self.pending().filter(head=True, source__active=True)
+        # "head IN (true)", not Django's bare "head" for head=True: SQLite uses the
+        # (state, head, id) index only for a comparison.
+        return self.pending().filter(head__in=[True], source__active=True)
 
     def refresh_heads(self) -> int:
         """Mark the first pending message of each line (source and thread) that this
