@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import DisallowedHost, FieldDoesNotExist, ImproperlyConfigured
-from django.db import models, router
+from django.db import connections, models, router
 from django.db.models.fields.files import FieldFile
 from django.db.models.signals import (
     m2m_changed,
@@ -39,20 +40,46 @@ logger = logging.getLogger("django_flowdock.delivery")
 
 _M2M_BEFORE = "_flowdock_m2m_before"
 _M2M_LAST = "_flowdock_m2m_last"
+_FIELDS = "_flowdock_fields"
+#: Values changed in place would change the snapshot along with the object: a file's
+#: name (``obj.attachment.save(...)``), a JSONField's dict or list.
+_IN_PLACE = (FieldFile, dict, list)
+
+
+class _Fields:
+    """A model's concrete fields as the receivers read them, worked out once per model
+    and kept on its ``_meta``, so that a save does not walk the model's metadata."""
+
+    __slots__ = ("attnames", "label", "names")
+
+    def __init__(self, opts: Any) -> None:
+        fields = opts.concrete_fields
+        self.attnames: tuple[str, ...] = tuple(f.attname for f in fields)
+        #: (name, attname) of each field, to read ``update_fields``.
+        self.names: tuple[tuple[str, str], ...] = tuple((f.name, f.attname) for f in fields)
+        # A proxy model's objects are the concrete model's threads.
+        self.label: str = opts.concrete_model._meta.label_lower
+
+
+def _fields(instance: Any) -> _Fields:
+    opts = instance._meta
+    fields = opts.__dict__.get(_FIELDS)
+    if fields is None:
+        fields = _Fields(opts)
+        setattr(opts, _FIELDS, fields)
+    return fields
 
 
 def _concrete_values(instance: Any) -> dict[str, Any]:
     values = instance.__dict__
-    return {
-        f.attname: _raw(values[f.attname])
-        for f in instance._meta.concrete_fields
-        if f.attname in values
-    }
+    current = {name: values[name] for name in _fields(instance).attnames if name in values}
+    for name, value in current.items():
+        if isinstance(value, _IN_PLACE):
+            current[name] = _raw(value)
+    return current
 
 
 def _raw(value: Any) -> Any:
-    # Values changed in place would change the snapshot along with the object: a
-    # file's name (``obj.attachment.save(...)``), a JSONField's dict or list.
     if isinstance(value, FieldFile):
         return value.name
     return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
@@ -82,14 +109,14 @@ def load_unknown_values(
     known old value: read it before the save overwrites it (one query, only then)."""
     if raw or instance._state.adding or instance.pk is None:
         return
-    loaded = loaded_values(instance)
-    if loaded is None:
+    loaded = instance.__dict__.get(LOADED_VALUES)
+    attnames = _fields(instance).attnames
+    # None: never loaded, nothing to compare with. A whole row as loaded, or a snapshot
+    # with every field (its keys are attnames), knows every value.
+    if type(loaded) is not dict or len(loaded) == len(attnames):
         return
-    unknown = [
-        f.attname
-        for f in instance._meta.concrete_fields
-        if f.attname in instance.__dict__ and f.attname not in loaded
-    ]
+    values = instance.__dict__
+    unknown = [name for name in attnames if name in values and name not in loaded]
     if not unknown:
         return
     using = kwargs.get("using") or instance._state.db
@@ -111,11 +138,6 @@ def _context() -> dict[str, Any]:
     return context
 
 
-def _label(instance: Any) -> str:
-    # A proxy model's objects are the concrete model's threads.
-    return instance._meta.concrete_model._meta.label_lower
-
-
 def _using(instance: Any, kwargs: dict[str, Any]) -> str:
     return kwargs.get("using") or router.db_for_write(Change, instance=instance)
 
@@ -123,47 +145,49 @@ def _using(instance: Any, kwargs: dict[str, Any]) -> str:
 def thread_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs: Any) -> None:
     if raw:
         return
-    loaded = loaded_values(instance) or {}
+    fields = _fields(instance)
+    using = _using(instance, kwargs)
     current = _concrete_values(instance)
-    values: dict[str, dict[str, Any]] | None = None
     if created:
-        event = Change.Event.CREATED
-    else:
-        saved = _saved_attnames(instance, kwargs.get("update_fields"))
-        changed = [n for n in saved if n in loaded and n in current and loaded[n] != current[n]]
-        before = values_before(_using(instance, kwargs), (_label(instance), instance.pk), loaded)
-        event = Change.Event.UPDATED
+        capture(
+            using=using,
+            model=fields.label,
+            object_pk=instance.pk,
+            event=Change.Event.CREATED,
+            **_context(),
+        )
+        instance.__dict__[LOADED_VALUES] = current
+        return
+    loaded = loaded_values(instance) or {}
+    update_fields = kwargs.get("update_fields")
+    saved = _saved_attnames(fields, update_fields)
+    changed = [n for n in saved if n in loaded and n in current and loaded[n] != current[n]]
+    before = values_before(connections[using], (fields.label, instance.pk), loaded)
+    if changed:
         # Old values may equal new ones (a change undone within the transaction): kept,
         # so coalescing takes the final value; describing then finds nothing to show.
-        values = {
-            "old": {name: before.get(name, loaded[name]) for name in changed},
-            "new": {name: current[name] for name in changed},
-        }
-    if values is None or values["old"]:
         capture(
-            using=_using(instance, kwargs),
-            model=_label(instance),
+            using=using,
+            model=fields.label,
             object_pk=instance.pk,
-            event=event,
-            values=values,
+            event=Change.Event.UPDATED,
+            values={
+                "old": {name: before.get(name, loaded[name]) for name in changed},
+                "new": {name: current[name] for name in changed},
+            },
             **_context(),
         )
     # The snapshot records what the database holds: fields left out of update_fields
     # keep their loaded value, so saving them later is still a change.
-    if created:
-        instance.__dict__[LOADED_VALUES] = current
-    else:
-        instance.__dict__[LOADED_VALUES] = {
-            **loaded,
-            **{name: value for name, value in current.items() if name in saved},
-        }
+    if update_fields is not None:
+        current = {name: current[name] for name in saved if name in current}
+    instance.__dict__[LOADED_VALUES] = {**loaded, **current}
 
 
-def _saved_attnames(instance: Any, update_fields: Any) -> set[str]:
-    fields = instance._meta.concrete_fields
+def _saved_attnames(fields: _Fields, update_fields: Any) -> Collection[str]:
     if update_fields is None:
-        return {f.attname for f in fields}
-    return {f.attname for f in fields if f.name in update_fields or f.attname in update_fields}
+        return fields.attnames
+    return [a for name, a in fields.names if name in update_fields or a in update_fields]
 
 
 def remember_related_values(sender: type, instance: Any, **kwargs: Any) -> None:
@@ -182,7 +206,7 @@ def thread_deleted(sender: type, instance: Any, **kwargs: Any) -> None:
     last = {**_concrete_values(instance), **instance.__dict__.pop(_M2M_LAST, {})}
     capture(
         using=_using(instance, kwargs),
-        model=_label(instance),
+        model=_fields(instance).label,
         object_pk=instance.pk,
         event=Change.Event.DELETED,
         values={"last": last},
@@ -201,7 +225,7 @@ def comment_saved(sender: type, instance: Any, created: bool, raw: bool, **kwarg
         values["thread"] = thread
     capture(
         using=_using(instance, kwargs),
-        model=_label(instance),
+        model=_fields(instance).label,
         object_pk=instance.pk,
         event=Change.Event.COMMENTED,
         values=values,
