@@ -352,7 +352,11 @@ class Message(models.Model):
         CANCELLED = "cancelled", _("cancelled")
 
     uuid = models.UUIDField(_("UUID"), default=uuid.uuid4, unique=True, editable=False)
-    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: the (source, thread_key, state, id) index leads with it, and
+    # each index is one more write for every outcome.
+    source = models.ForeignKey(
+        Source, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     change = models.ForeignKey(
         Change, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
     )
@@ -387,7 +391,6 @@ class Message(models.Model):
         verbose_name_plural = _("messages")
         ordering = ["-pk"]
         indexes = [
-            models.Index(fields=["state", "next_attempt_at"]),
             models.Index(fields=["state", "id"]),
             models.Index(fields=["source", "thread_key", "state", "id"]),
             # Claims walk the heads in id order.

@@ -158,13 +158,13 @@ def big_log(db) -> BigLog:
         cursor.execute(
             f"""
             INSERT INTO {table} (uuid, source_id, thread_key, event, payload, repairs, state,
-                attempts, last_error, created_at, next_attempt_at, claim_token, sent_at)
+                attempts, last_error, created_at, next_attempt_at, claim_token, sent_at, head)
             SELECT gen_random_uuid(), CASE WHEN i %% 2 = 0 THEN %s ELSE %s END,
                 CASE WHEN i %% 1000 = 0 THEN %s ELSE 'testapp.ticket:' || i END,
                 CASE WHEN i %% 10 = 0 THEN 'discussion' ELSE 'activity' END, '{{}}', '',
                 CASE WHEN i %% 50 = 0 THEN 'failed' WHEN i %% 97 = 0 THEN 'pending'
                     ELSE 'sent' END,
-                1, '', now() - (%s - i) * interval '1 minute', now(), '', now()
+                1, '', now() - (%s - i) * interval '1 minute', now(), '', now(), false
             FROM generate_series(1, %s) AS i
             """,
             [log.pk, other.pk, key, ROWS, ROWS],
