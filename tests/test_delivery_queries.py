@@ -108,3 +108,29 @@ def test_a_failed_message_retried_goes_before_the_later_ones_of_its_thread(local
     Message.objects.filter(pk=first.pk).retry()
 
     assert list(Message.objects.order_by("pk").values_list("head", flat=True)) == [True, False]
+
+
+def most_in_flight(requests: list[dict]) -> int:
+    """The most requests the server was answering at one moment."""
+    moments = sorted([(r["started"], 1) for r in requests] + [(r["ended"], -1) for r in requests])
+    level = most = 0
+    for _at, step in moments:
+        level += step
+        most = max(most, level)
+    return most
+
+
+def test_a_claim_posts_its_threads_concurrency_at_a_time(local_api, settings):
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "CONCURRENCY": 3}
+    Source.objects.create(name="Local", flow_token="local-token")
+    for n in range(10):
+        Ticket.objects.create(subject=f"Ticket {n}")
+    local_api.delay = 0.2
+
+    result = drain()
+
+    assert result.sent == 10
+    # The first post tests the source alone; then up to three at a time, never more
+    # (a loaded machine may start one a little late).
+    assert 2 <= most_in_flight(local_api.requests) <= 3
+    assert set(Message.objects.values_list("state", flat=True)) == {"sent"}
