@@ -58,7 +58,12 @@ def main(n: int) -> None:
         "call_command('flowdock_worker', '--once')"
     )
     worker = subprocess.Popen(
-        [sys.executable, "-c", boot], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", boot],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # a progress line per batch
+        text=True,
     )
     samples: list[tuple[float, float, int]] = []
     began = time.perf_counter()
