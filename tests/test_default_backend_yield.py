@@ -84,7 +84,9 @@ def test_requests_that_never_end_delay_each_post_by_request_yield_at_most(backen
     finally:
         request.finish()
     assert len(sandbox.messages()) == 4
-    assert took >= 0.3
+    # Waited REQUEST_YIELD at each step (fanning out, each post: a few steps per wake-up),
+    # then went on without the request finishing.
+    assert 0.3 <= took < 6
 
 
 def test_quiet_comes_after_the_last_request_of_every_serving_thread_has_finished():
