@@ -307,6 +307,8 @@ class MessageQuerySet(models.QuerySet["Message"]):
                 source_id=source_id, thread_key=thread_key, state=Message.State.PENDING
             )
             first = line.order_by("pk").values_list("pk", flat=True).first()
+            if first is None:
+                continue
             line.filter(head=True).exclude(pk=first).update(head=False)
             line.filter(pk=first, head=False).update(head=True)
         return len(lines)

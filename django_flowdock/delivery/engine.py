@@ -481,14 +481,16 @@ def _write_outcome(message: Message, fields: dict[str, Any], *, ended: bool) -> 
     connection = connections[using]
     quote, opts = connection.ops.quote_name, Message._meta
     table = quote(opts.db_table)
-    columns = [quote(opts.get_field(name).column) for name in fields]
-    values = [opts.get_field(name).get_db_prep_save(v, connection) for name, v in fields.items()]
-    fenced, fence = "id = %s AND claim_token = %s", [message.pk, message.claim_token]
+    concrete = {f.name: f for f in opts.concrete_fields}
+    columns = [quote(str(concrete[name].column)) for name in fields]
+    values = [concrete[name].get_db_prep_save(v, connection) for name, v in fields.items()]
+    fenced = "id = %s AND claim_token = %s"
+    fence: list[Any] = [message.pk, message.claim_token]
     next_in_line = (
         f"SELECT id FROM {table} WHERE source_id = %s AND thread_key = %s AND state = %s "  # noqa: S608
         "AND id <> %s ORDER BY id LIMIT 1"
     )
-    line = [message.source_id, message.thread_key, Message.State.PENDING, message.pk]
+    line: list[Any] = [message.source_id, message.thread_key, Message.State.PENDING, message.pk]
     with connection.cursor() as cursor:
         if not ended:
             sets = ", ".join(f"{column} = %s" for column in columns)
@@ -811,11 +813,13 @@ class _Batch:
         self._record(*answered)
 
     def _record(self, *items: Attempt) -> None:
-        # A post in flight when its source's circuit opened waits with the source; it
-        # is not a failure of its own.
-        flagged = [
-            (item, not (item.unanswered and item.message.source_id in self.held)) for item in items
-        ]
+        # A post in flight when its source's circuit opened (by an earlier answer, or
+        # one of these) waits with the source; it is not a failure of its own.
+        held, flagged = set(self.held), []
+        for item in items:
+            flagged.append((item, not (item.unanswered and item.message.source_id in held)))
+            if item.unanswered:
+                held.add(item.message.source_id)
         written = record_all(flagged, self.claimed.lease.clock)
         for item, ok in zip(items, written, strict=True):
             message = item.message

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from functools import cache
 from typing import Any
 
 from django.apps import apps
@@ -111,10 +110,19 @@ def _valid(model: type[models.Model], pks: set[str]) -> list[Any]:
     return valid
 
 
-@cache
+_relations: dict[type[models.Model], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
 def relations(model: type[models.Model]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The lookups to read with ``model``'s objects: every forward foreign key, the
-    relations its options' paths walk, and for a comment model its thread's."""
+    relations its options' paths walk, and for a comment model its thread's (worked
+    out once per model)."""
+    if model not in _relations:
+        _relations[model] = _lookups(model)
+    return _relations[model]
+
+
+def _lookups(model: type[models.Model]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     joined: set[str] = {
         f.name for f in model._meta.concrete_fields if f.is_relation and f.many_to_one
     }
