@@ -63,6 +63,7 @@ def test_fanning_out_50_updates_of_50_threads_takes_15_queries_at_most(worker_de
     # tickets of project 0 to its source as well.
     assert Message.objects.pending().count() == 60
     assert len(captured) <= 15, statements(captured)
+    print(f"\n{len(captured)} queries to fan out 50 updates")
 
 
 def test_delivering_200_messages_takes_4_statements_each_at_most(local_api):
