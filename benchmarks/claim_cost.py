@@ -15,8 +15,8 @@ minute before); the dead rows of the deleted messages stay (no VACUUM). Each cla
 timed, then released (untimed), REPEAT times; the median is printed, and the ratio of
 the largest size to 1k. On PostgreSQL a claim still running after TIMEOUT seconds is
 cancelled and shown as such.
-Run: ``.venv/bin/python -m benchmarks.claim_cost [MAX_PENDING] [--no-analyze]``; set ``DATABASE_URL``
-for PostgreSQL (see ``setup_django``).
+Run: ``.venv/bin/python -m benchmarks.claim_cost [MAX_PENDING] [--no-analyze]``; set
+``DATABASE_URL`` for PostgreSQL (see ``setup_django``).
 """
 
 from __future__ import annotations

@@ -15,14 +15,17 @@ updated once each, so N threads of one message):
 
 Part 2, the endpoint answering after 20 ms (a remote API), M messages per round:
 
-- engine, default settings (``CONCURRENCY`` 8), against the engine posting one at a
+- engine, default settings (``CONCURRENCY`` 16), against the engine posting one at a
   time (``CONCURRENCY`` 1);
-- a bare pooled ``requests`` loop at the same concurrency (8 threads, each its own
+- a bare pooled ``requests`` loop at the same concurrency (16 threads, each its own
   keep-alive session, pre-built JSON, no database): the lower bound.
 
+Part 3 (``--widths``): the engine at 20 ms with ``CONCURRENCY`` 1, 2, 4, 8, 16 and 32,
+interleaved, to choose the default.
+
 Prints messages per second and min / median / max of the per-round ratios.
-Run: ``.venv/bin/python -m benchmarks.drain_throughput [MESSAGES] [ROUNDS]``; set
-``DATABASE_URL`` for PostgreSQL (see ``setup_django``).
+Run: ``.venv/bin/python -m benchmarks.drain_throughput [MESSAGES] [ROUNDS] [--widths]``;
+set ``DATABASE_URL`` for PostgreSQL (see ``setup_django``).
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ from benchmarks.setup_django import setup, spread
 
 LATENCY = 0.020
 LATENCY_MESSAGES = 400
-WIDTH = 8
 
 
 def main(n: int, rounds: int) -> None:
@@ -53,6 +55,7 @@ def main(n: int, rounds: int) -> None:
     from django.db import connection
 
     from benchmarks.benchapp.models import OutboxRow
+    from django_flowdock.conf import DEFAULTS
     from django_flowdock.delivery.engine import drain
     from django_flowdock.models import Message, Source
     from tests.testapp.models import Project, Ticket
@@ -172,7 +175,8 @@ def main(n: int, rounds: int) -> None:
 
     settings.FLOWDOCK["API_URL"] = slow_url
     m = LATENCY_MESSAGES
-    pool = ThreadPoolExecutor(WIDTH)
+    width = DEFAULTS["CONCURRENCY"]
+    pool = ThreadPoolExecutor(width)
     local = threading.local()
 
     def pooled_post(body: str) -> None:
@@ -189,12 +193,13 @@ def main(n: int, rounds: int) -> None:
         settings.FLOWDOCK["CONCURRENCY"] = concurrency
         return engine(m)
 
-    slow_arms = ["engine, default (8)", "engine, one at a time", "pooled requests x8"]
+    default, bare = f"engine, default ({width})", f"pooled requests x{width}"
+    slow_arms = [default, "engine, one at a time", bare]
     slow_times: dict[str, list[float]] = {arm: [] for arm in slow_arms}
     for r in range(max(rounds // 2, 2)):
         for arm in slow_arms if r % 2 == 0 else slow_arms[::-1]:
-            if arm == "engine, default (8)":
-                slow_times[arm].append(engine_at(8))
+            if arm == default:
+                slow_times[arm].append(engine_at(width))
             elif arm == "engine, one at a time":
                 slow_times[arm].append(engine_at(1))
             else:
@@ -203,19 +208,29 @@ def main(n: int, rounds: int) -> None:
         f"\npart 2: {len(slow_times[slow_arms[0]])} rounds x {m} messages, "
         f"endpoint answers after {LATENCY * 1000:.0f} ms"
     )
-    print("| arm | msg/s (median) | x one at a time | x pooled requests x8 |")
+    print(f"| arm | msg/s (median) | x one at a time | x {bare} |")
     print("|---|---:|---:|---:|")
     for name, values in slow_times.items():
         one = [o / v for v, o in zip(values, slow_times["engine, one at a time"], strict=True)]
-        bare = [b / v for v, b in zip(values, slow_times["pooled requests x8"], strict=True)]
+        pooled = [b / v for v, b in zip(values, slow_times[bare], strict=True)]
         rate = m / statistics.median(values)
-        print(f"| {name} | {rate:.0f} | {spread(one)} | {spread(bare)} |")
+        print(f"| {name} | {rate:.0f} | {spread(one)} | {spread(pooled)} |")
+    if "--widths" in sys.argv:
+        widths = [1, 2, 4, 8, 16, 32]
+        by_width: dict[int, list[float]] = {w: [] for w in widths}
+        for r in range(max(rounds // 2, 2)):
+            for width in widths if r % 2 == 0 else widths[::-1]:
+                by_width[width].append(engine_at(width))
+        print(f"\npart 3: {len(by_width[1])} rounds x {m} messages, 20 ms, by CONCURRENCY")
+        print("| CONCURRENCY | msg/s (median) | x CONCURRENCY 1, per round |")
+        print("|---:|---:|---:|")
+        for width, values in by_width.items():
+            ratios = [o / v for v, o in zip(values, by_width[1], strict=True)]
+            print(f"| {width} | {m / statistics.median(values):.0f} | {spread(ratios)} |")
     fast.terminate()
     slow.terminate()
 
 
 if __name__ == "__main__":
-    main(
-        int(sys.argv[1]) if len(sys.argv) > 1 else 300,
-        int(sys.argv[2]) if len(sys.argv) > 2 else 8,
-    )
+    numbers = [int(a) for a in sys.argv[1:] if not a.startswith("--")]
+    main(numbers[0] if numbers else 300, numbers[1] if len(numbers) > 1 else 8)

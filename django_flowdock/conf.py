@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     # Messages claimed per batch by the drain loop.
     "BATCH_SIZE": 50,
     # Posts in flight at once per drain (each to a different thread), over keep-alive connections.
-    "CONCURRENCY": 8,
+    "CONCURRENCY": 16,
     # Messages one Celery / Django Tasks run delivers before handing over to a new task.
     "TASK_DRAIN_LIMIT": 1000,
     # The immediate backend in a web server delivers from start-up, without waiting for a
