@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
+import decimal
 import logging
+import uuid
 from collections.abc import Collection
 from typing import Any
 
@@ -44,6 +47,12 @@ _FIELDS = "_flowdock_fields"
 #: Values changed in place would change the snapshot along with the object: a file's
 #: name (``obj.attachment.save(...)``), a JSONField's dict or list.
 _IN_PLACE = (FieldFile, dict, list)
+#: Types whose values never change in place: a save whose values are all of these
+#: (the usual case) skips checking them one by one.
+_PLAIN_TYPES = frozenset(
+    {str, int, float, bool, type(None), bytes, decimal.Decimal, uuid.UUID}
+    | {datetime.datetime, datetime.date, datetime.time, datetime.timedelta}
+)
 
 
 class _Fields:
@@ -70,12 +79,13 @@ def _fields(instance: Any) -> _Fields:
     return fields
 
 
-def _concrete_values(instance: Any) -> dict[str, Any]:
+def _concrete_values(instance: Any, fields: _Fields) -> dict[str, Any]:
     values = instance.__dict__
-    current = {name: values[name] for name in _fields(instance).attnames if name in values}
-    for name, value in current.items():
-        if isinstance(value, _IN_PLACE):
-            current[name] = _raw(value)
+    current = {name: values[name] for name in fields.attnames if name in values}
+    if not _PLAIN_TYPES.issuperset(map(type, current.values())):
+        for name, value in current.items():
+            if isinstance(value, _IN_PLACE):
+                current[name] = _raw(value)
     return current
 
 
@@ -147,7 +157,7 @@ def thread_saved(sender: type, instance: Any, created: bool, raw: bool, **kwargs
         return
     fields = _fields(instance)
     using = _using(instance, kwargs)
-    current = _concrete_values(instance)
+    current = _concrete_values(instance, fields)
     if created:
         capture(
             using=using,
@@ -203,7 +213,7 @@ def remember_related_values(sender: type, instance: Any, **kwargs: Any) -> None:
 
 def thread_deleted(sender: type, instance: Any, **kwargs: Any) -> None:
     # Every value, so the thread can still be rendered once the row is gone.
-    last = {**_concrete_values(instance), **instance.__dict__.pop(_M2M_LAST, {})}
+    last = {**_concrete_values(instance, _fields(instance)), **instance.__dict__.pop(_M2M_LAST, {})}
     capture(
         using=_using(instance, kwargs),
         model=_fields(instance).label,
@@ -219,7 +229,7 @@ def comment_saved(sender: type, instance: Any, created: bool, raw: bool, **kwarg
         return
     # The comment or its thread may be deleted before delivery: the comment's values
     # and the thread's identity let delivery rebuild them (with the thread's deletion).
-    values: dict[str, Any] = {"comment": _concrete_values(instance)}
+    values: dict[str, Any] = {"comment": _concrete_values(instance, _fields(instance))}
     thread = _thread_identity(instance)
     if thread is not None:
         values["thread"] = thread
