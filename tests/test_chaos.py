@@ -298,8 +298,7 @@ def run_chaos(
     ]
     unexplained, explained = unexplained_repeats(repeats, chaos.faults, DEFAULTS["CLAIM_TIMEOUT"])
     per_fault = ", ".join(
-        f"{fault.kind} {explained[index]}/{fault.posts}"
-        for index, fault in enumerate(chaos.faults)
+        f"{fault.kind} {explained[index]}/{fault.posts}" for index, fault in enumerate(chaos.faults)
     )
     summary = (
         f"chaos on {connection.vendor}: {total} messages in {len(made)} threads, "

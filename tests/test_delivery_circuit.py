@@ -70,9 +70,7 @@ def test_only_one_probe_of_an_open_circuit_is_claimed_at_a_time(db, local_api, s
     assert Source.objects.get().held_until >= first[0].claimed_until - timedelta(seconds=1)
 
 
-def test_a_429_holds_its_source_for_the_retry_after_and_no_other_source(
-    db, local_api, settings
-):
+def test_a_429_holds_its_source_for_the_retry_after_and_no_other_source(db, local_api, settings):
     # One post at a time, so that the scripted 429 is the held source's.
     settings.FLOWDOCK = {**settings.FLOWDOCK, "CONCURRENCY": 1}
     held = Source.objects.create(name="Held", flow_token="held-token")
