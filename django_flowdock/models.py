@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, models, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import Min, Q
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -301,16 +301,27 @@ class MessageQuerySet(models.QuerySet["Message"]):
         lines. For the rare writes that make a message pending, or end
         several at once (retry, expiry); fan-out and each outcome keep the marker
         themselves."""
+        from django_flowdock.delivery.fanout import take_write_lock
+
+        using = router.db_for_write(Message)
         lines = set(self.values_list("source_id", "thread_key").order_by().distinct())
         for source_id, thread_key in lines:
-            line = Message.objects.filter(
+            line = Message.objects.using(using).filter(
                 source_id=source_id, thread_key=thread_key, state=Message.State.PENDING
             )
-            first = line.order_by("pk").values_list("pk", flat=True).first()
-            if first is None:
-                continue
-            line.filter(head=True).exclude(pk=first).update(head=False)
-            line.filter(pk=first, head=False).update(head=True)
+            # The line's pending rows held: an outcome written meanwhile (which hands
+            # the head on) waits for this, or this reads what it wrote.
+            with transaction.atomic(using=using):
+                if connections[using].features.has_select_for_update:
+                    pending = list(line.select_for_update().values_list("pk", flat=True))
+                else:
+                    take_write_lock(using, Message)
+                    pending = list(line.values_list("pk", flat=True))
+                if not pending:
+                    continue
+                first = min(pending)
+                line.filter(head=True).exclude(pk=first).update(head=False)
+                line.filter(pk=first, head=False).update(head=True)
         return len(lines)
 
     def deliverable(self, now: datetime | None = None) -> MessageQuerySet:

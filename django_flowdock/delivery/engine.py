@@ -1,5 +1,5 @@
 """The drain: fan captured changes out, claim deliverable messages, render, post,
-record each outcome before the next post.
+record each outcome as its answer comes.
 
 Claims are leases (``claimed_until``, on the database's clock, renewed while the drain
 works) written while the claimer holds the rows exclusively: ``SELECT ... FOR UPDATE
@@ -7,8 +7,9 @@ SKIP LOCKED`` where the database has it, and on SQLite by taking the database's 
 write lock before choosing rows. Each claim also writes a fresh ``claim_token``; an
 outcome is written only while the row still carries it, so a worker whose lease ran
 out (killed, paused, cut off) can never overwrite what a newer claim recorded.
-Outcomes are written one by one, right after each post: after a crash at most the one
-message in flight is posted again.
+A claim's messages (each of a different thread) are posted up to ``CONCURRENCY`` at a
+time, and each outcome is written as its answer comes: after a crash at most the posts
+in flight are posted again.
 
 Each source has a circuit. A post that Flowdock does not answer, or answers with 5xx,
 408 or 429, holds the whole source: its messages wait, spending nothing, while one
@@ -288,8 +289,13 @@ def post(message: Message, transport: Any, wait_for_message: bool) -> Any:
     database, so it may run in a posting thread."""
     try:
         if _is_http(transport):
-            # In a posting thread, a client on that thread's own keep-alive session.
-            client = FlowdockClient(transport.api_url, timeout=transport.timeout)
+            # Our own client: this thread's keep-alive session. A caller's client (its
+            # session, a subclass) is used as it is, one post at a time.
+            client = (
+                FlowdockClient(transport.api_url, timeout=transport.timeout)
+                if _pooled(transport)
+                else transport
+            )
             return client_for(message.source, client).post_message(
                 message.api_payload(), wait_for_message=wait_for_message
             )
@@ -702,9 +708,14 @@ def _give_back(lease: Lease, keep: set[int]) -> None:
 
 
 def concurrency(transport: Any) -> int:
-    """Posts in flight at once: ``CONCURRENCY`` over HTTP; one at a time through any
-    other transport (the test kit's keeps the order of its outbox)."""
-    return flowdock_settings.CONCURRENCY if _is_http(transport) else 1
+    """Posts in flight at once: ``CONCURRENCY`` through the package's own HTTP client;
+    one at a time through any other transport (the test kit's keeps the order of its
+    outbox; a caller's session is not known to be safe across threads)."""
+    return flowdock_settings.CONCURRENCY if _pooled(transport) else 1
+
+
+def _pooled(transport: Any) -> bool:
+    return type(transport) is FlowdockClient and transport.own_session
 
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -805,12 +816,20 @@ class _Batch:
 
     def _collect(self, until: str) -> None:
         done, _pending = wait(self.in_flight, return_when=until)
-        # Recorded in claim order, as one at a time would have, and together.
-        answered = []
+        # Recorded in claim order, as one at a time would have, and together; a
+        # configuration error raised by one answer waits until the others are recorded.
+        answered, error = [], None
         for future in sorted(done, key=lambda f: self.in_flight[f][0].pk):
             message, repairs = self.in_flight.pop(future)
-            answered.append(conclude(message, future.result(), repairs, self.claimed.lease.clock))
+            try:
+                answered.append(
+                    conclude(message, future.result(), repairs, self.claimed.lease.clock)
+                )
+            except ImproperlyConfigured as exc:
+                error = exc
         self._record(*answered)
+        if error is not None:
+            raise error
 
     def _record(self, *items: Attempt) -> None:
         # A post in flight when its source's circuit opened (by an earlier answer, or

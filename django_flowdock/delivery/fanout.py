@@ -389,26 +389,29 @@ def _write(
 def _mark_heads(rows: list[Message], using: str) -> None:
     """Make each line's first new message its head when nothing of the line is pending.
 
-    The lines' heads are locked first (again, until no new one shows: a head handed on
-    while waiting): an outcome being written for a head (which hands the head on in the
-    same transaction) is waited for, and one written later waits for these messages, so
-    it sees them. On SQLite the write lock already serialises the two."""
+    The lines' heads are locked first: an outcome being written for a head (which hands
+    the head on in the same transaction) is waited for, and one written later waits for
+    these messages, so it sees them. On SQLite the write lock already serialises the
+    two."""
     if not rows:
         return
     source_ids = sorted({m.source_id for m in rows})
     keys = {m.thread_key for m in rows}
     lines = Message.objects.using(using).filter(source_id__in=source_ids, thread_key__in=keys)
     if connections[using].features.has_select_for_update:
-        locked: set[int] = set()
+        # A head whose outcome was being written is waited for, then left out (no
+        # longer pending), and the head it handed on is not in that query's snapshot:
+        # query again, until two queries in a row lock the same heads.
+        locked: set[int] | None = None
         while True:
             heads = set(
                 lines.filter(head=True, state=Message.State.PENDING)
                 .select_for_update()
                 .values_list("pk", flat=True)
             )
-            if heads <= locked:
+            if heads == locked:
                 break
-            locked |= heads
+            locked = heads
     busy = set(lines.pending().values_list("source_id", "thread_key").order_by().distinct())
     for message in rows:
         line = (message.source_id, message.thread_key)
