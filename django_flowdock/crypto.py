@@ -13,6 +13,11 @@ import hashlib
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+# Imported now: older cryptography releases import their OpenSSL backend on the first
+# decryption, and two threads decrypting at once (delivery and a request) could both
+# start that import ("partially initialized module").
+from cryptography.hazmat.backends.openssl import backend as _openssl  # noqa: F401
 from django.conf import settings
 from django.db import models
 

@@ -4,7 +4,9 @@ Runs in the delivery engine, never on the request path. The oldest changes are r
 in one batch, with their objects (``loading.Objects``) and the sources (once), and
 traced without any lock, since that runs the project's code; only writing the messages
 takes a short lock that serialises fan-outs (so messages are numbered in the order the
-changes were made, which is the per-thread delivery order). Several drains may trace
+changes were made, which is the per-thread delivery order). On SQLite, whose single
+writer serialises everything anyway, a fan-out is one transaction that takes the write
+lock first, so its commit never waits for other processes' reads. Several drains may trace
 the same batch at once: the first to write it wins, the others drop their work. Each
 change is:
 
@@ -295,10 +297,27 @@ def fan_out(limit: int = BATCH, objects: Objects | None = None) -> int:
     were taken (0 when none is waiting, or another drain wrote them first).
     ``objects`` (the drain round's) keeps what was read for rendering."""
     using = router.db_for_write(Message)
+    objects = objects if objects is not None else Objects()
+    if connections[using].vendor == "sqlite":
+        # SQLite has one writer whatever we do: taking it first, as one transaction,
+        # spares a commit that would have to wait for other processes' reads.
+        with transaction.atomic(using=using):
+            take_write_lock(using, Change)
+            taken, queued = _fan_out(limit, objects, using)
+    else:
+        taken, queued = _fan_out(limit, objects, using)
+    for item, rows in queued:
+        if rows:
+            send_robust(message_queued, messages=rows, instance=item.instance)
+    return taken
+
+
+def _fan_out(
+    limit: int, objects: Objects, using: str
+) -> tuple[int, list[tuple[Traced, list[Message]]]]:
     changes = list(Change.objects.using(using).filter(fanned_out=False).order_by("pk")[:limit])
     if not changes:
-        return 0
-    objects = objects if objects is not None else Objects()
+        return 0, []
     failed: dict[int, str] = {}
     traced = _traced(changes, objects, using, failed)
     coalesce(traced)
@@ -317,11 +336,8 @@ def fan_out(limit: int = BATCH, objects: Objects | None = None) -> int:
                 item.change, "Could not describe this change or find its sources"
             )
     if not _write(changes, queued, failed, using):
-        return 0
-    for item, rows in queued:
-        if rows:
-            send_robust(message_queued, messages=rows, instance=item.instance)
-    return len(changes)
+        return 0, []
+    return len(changes), queued
 
 
 def _traced(
@@ -346,10 +362,11 @@ def _traced(
 
 
 def _guarded(using: str) -> Any:
-    """Inside a caller's transaction, a savepoint, so that a project's method that
-    fails a query does not abort it; outside one (a worker, the delivery thread) a
-    failed query aborts nothing, and no savepoint is paid for."""
-    if connections[using].in_atomic_block:
+    """Inside a transaction, a savepoint, so that a project's method that fails a
+    query does not abort it; outside one (a worker, the delivery thread), and on SQLite
+    (where a failed query aborts no transaction), nothing to pay for."""
+    connection = connections[using]
+    if connection.in_atomic_block and connection.vendor != "sqlite":
         return transaction.atomic(using=using)
     return contextlib.nullcontext()
 
@@ -364,13 +381,11 @@ def _write(
     any of them first (then nothing is written: its messages stand)."""
     pks = [c.pk for c in changes]
     rows = [m for _item, messages in queued for m in messages]
-    with transaction.atomic(using=using):
+    with transaction.atomic(using=using, savepoint=False):
         still = Change.objects.using(using).filter(pk__in=pks, fanned_out=False)
         if connections[using].features.has_select_for_update:
             # Not skip_locked: a second writer waits, then finds the batch written.
             still = still.select_for_update()
-        else:
-            take_write_lock(using, Change)
         if len(still.values_list("pk", flat=True)) != len(pks):
             return False
         _mark_heads(rows, using)
