@@ -82,12 +82,12 @@ class Objects:
             self._objects.update({(label, pk): None for pk in pks})
             return
         joined, prefetched = relations(model)
-        found = {
-            str(obj.pk): obj
-            for obj in model._base_manager.filter(pk__in=_valid(model, pks))
-            .select_related(*joined)
-            .prefetch_related(*prefetched)
-        }
+        objects = model._base_manager.filter(pk__in=_valid(model, pks))
+        if joined:  # select_related() without fields follows every non-null key
+            objects = objects.select_related(*joined)
+        if prefetched:
+            objects = objects.prefetch_related(*prefetched)
+        found = {str(obj.pk): obj for obj in objects}
         self._objects.update({(label, pk): found.get(pk) for pk in pks})
 
     def _read_authors(self, pks: set[str]) -> None:
