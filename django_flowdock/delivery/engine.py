@@ -377,17 +377,11 @@ def _finish(message: Message, outcome: str, exc: FlowdockError, text: str = "") 
     return Attempt(message, outcome, exc)
 
 
-def record(item: Attempt, clock: Clock, *, circuit: bool = True) -> bool:
-    """Write one outcome, fenced by the claim; then its effects (on the source's
-    circuit too, unless ``circuit`` is false: a post that was in flight when its
-    source's circuit opened) and public signals. Returns False when the claim had been
-    lost (the outcome is dropped)."""
-    return record_all([(item, circuit)], clock)[0]
-
-
 def record_all(items: list[tuple[Attempt, bool]], clock: Clock) -> list[bool]:
-    """:func:`record` for posts answered together, their outcomes written in one
-    transaction; effects and signals follow the commit."""
+    """Write the outcomes of posts answered together (each with whether it may move its
+    source's circuit: not a post in flight when that circuit opened), fenced by their
+    claim, in one transaction; then their effects and public signals. Returns, for
+    each, False when its claim had been lost (that outcome is dropped)."""
     using = router.db_for_write(Message)
     # SQLite writes each outcome in one statement, so one alone needs no transaction;
     # several share one commit (and its sync to disk).
