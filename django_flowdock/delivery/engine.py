@@ -639,34 +639,43 @@ def drain(
     Each round first fans out waiting changes, then claims at most one message per
     thread and source, so later messages of a thread go out in a later round, after
     the earlier one was sent; the round's messages, all of different threads, are
-    posted up to ``CONCURRENCY`` at a time. A message is attempted at most once per
-    call: a retry waits for the next drain, and so do the other messages of a source
-    that just failed to answer. ``client`` replaces the backend's transport.
+    posted up to ``CONCURRENCY`` at a time. The next round is fanned out and claimed
+    while the last posts of a round are in flight (a thread whose message is in flight
+    has nothing claimable until its outcome is written). A message is attempted at most
+    once per call: a retry waits for the next drain, and so do the other messages of a
+    source that just failed to answer. ``client`` replaces the backend's transport.
     """
     from django_flowdock.delivery import get_backend
 
-    transport = client or get_backend().transport()
-    result = DrainResult()
-    retried: set[int] = set()
-    answering: set[int] = set()
-    while limit is None or result.handled < limit:
-        if should_stop is not None and should_stop():
-            break
-        batch_size = flowdock_settings.BATCH_SIZE
-        if limit is not None:
-            batch_size = min(batch_size, limit - result.handled)
-        # What the round reads for fan-out is read once, and rendered from: as many
-        # changes as the round claims messages.
-        objects = Objects()
-        fan_out(flowdock_settings.BATCH_SIZE, objects=objects)
-        claimed = claim(batch_size, message_ids, retried)
-        if not claimed.messages:
-            break
-        objects.prime(m.change for m in claimed.messages if m.change is not None)
-        batch = _Batch(claimed, transport, result, retried, objects, answering)
-        if not _post_batch(batch, should_stop):
-            break
-    return result
+    posts = _Posts(client or get_backend().transport(), DrainResult())
+    try:
+        while not (should_stop is not None and should_stop()):
+            # A round starts once an answer came (a thread it frees may go next), so
+            # that claims follow answers rather than spin.
+            posts.collect(FIRST_COMPLETED)
+            room = flowdock_settings.BATCH_SIZE
+            if limit is not None:
+                room = min(room, limit - posts.result.handled - len(posts.in_flight))
+                if room <= 0:
+                    if posts.in_flight:
+                        continue
+                    break
+            # What the round reads for fan-out is read once, and rendered from: as
+            # many changes as the round claims messages.
+            objects = Objects()
+            fan_out(flowdock_settings.BATCH_SIZE, objects=objects)
+            claimed = claim(room, message_ids, posts.retried)
+            if not claimed.messages:
+                if posts.in_flight:  # their threads' next messages come after them
+                    posts.collect(ALL_COMPLETED)
+                    continue
+                break
+            objects.prime(m.change for m in claimed.messages if m.change is not None)
+            if not _post_batch(_Batch(claimed, posts, objects), should_stop):
+                break
+    finally:
+        posts.collect(ALL_COMPLETED)
+    return posts.result
 
 
 def _post_batch(batch: _Batch, should_stop: Callable[[], bool] | None) -> bool:
@@ -727,74 +736,32 @@ def _pool(size: int) -> ThreadPoolExecutor:
         return pool
 
 
-class _Batch:
-    """One claimed batch being posted: up to ``concurrency()`` posts in flight, each
-    outcome recorded (in this thread, which alone uses the database) as it comes.
+class _Posts:
+    """A drain's posts: up to ``concurrency()`` in flight, from one claim or the next,
+    each outcome recorded (in the draining thread, which alone uses the database) as
+    it comes.
 
     A source gets one post at a time until Flowdock answers it in this drain
     (``answering``), so a source that is down costs one post, not a window of them."""
 
-    def __init__(
-        self,
-        claimed: Claim,
-        transport: Any,
-        result: DrainResult,
-        retried: set[int],
-        objects: Objects,
-        answering: set[int],
-    ) -> None:
-        self.claimed, self.transport, self.result, self.retried = (
-            claimed,
-            transport,
-            result,
-            retried,
-        )
-        self.objects, self.answering = objects, answering
-        self.rendered: dict[int, tuple[dict[str, Any], Repairs]] = {}
-        #: Sources that failed to answer (or were removed) during this batch.
-        self.held: set[int] = set()
-        #: Posted, outcome not yet written: on an error they wait for their lease.
-        self.posted: set[int] = set()
-        self.in_flight: dict[Future[Any], tuple[Message, Repairs]] = {}
+    def __init__(self, transport: Any, result: DrainResult) -> None:
+        self.transport, self.result = transport, result
+        #: Retried in this drain: not claimed again by it.
+        self.retried: set[int] = set()
+        self.answering: set[int] = set()
+        self.in_flight: dict[Future[Any], tuple[Message, Repairs, _Batch]] = {}
+        #: The batch being posted.
+        self.current: _Batch | None = None
         self.window = concurrency(transport)
 
-    def run(self, should_stop: Callable[[], bool] | None) -> bool:
-        lease, margin = self.claimed.lease, request_seconds()
-        messages = self.claimed.messages
-        unposted: list[Message] = []
-        try:
-            for index, message in enumerate(messages):
-                while len(self.in_flight) >= self.window or self._untried(message.source_id):
-                    self._collect(FIRST_COMPLETED)
-                if should_stop is not None and should_stop():
-                    release(self.claimed, unposted + messages[index:])
-                    return False
-                if message.source_id in self.held:
-                    unposted.append(message)  # its source failed to answer: wait for a probe
-                    continue
-                prepared = prepare(message, self.rendered, self.objects)
-                if isinstance(prepared, Attempt):  # could not be rendered
-                    self._record(prepared)
-                    continue
-                if not _outlives_a_post(lease, margin):
-                    message.attempts -= 1
-                    release(self.claimed, unposted + messages[index:])
-                    return False
-                self._post(message, prepared)
-        finally:
-            while self.in_flight:
-                self._collect(ALL_COMPLETED)
-        release(self.claimed, unposted)
-        return True
-
-    def _untried(self, source_id: int) -> bool:
+    def untried(self, source_id: int) -> bool:
         """Whether a post to a source not yet answering is in flight."""
         return source_id not in self.answering and any(
-            m.source_id == source_id for m, _r in self.in_flight.values()
+            m.source_id == source_id for m, _r, _b in self.in_flight.values()
         )
 
-    def _post(self, message: Message, repairs: Repairs) -> None:
-        self.posted.add(message.pk)
+    def post(self, message: Message, repairs: Repairs, batch: _Batch) -> None:
+        batch.posted.add(message.pk)
         wait = _is_http(self.transport) and wants_posted_message(message.source)
         if self.window > 1:
             try:
@@ -803,49 +770,104 @@ class _Batch:
                 # The interpreter is exiting (delivery before exit): no new threads.
                 self.window = 1
             else:
-                self.in_flight[future] = (message, repairs)
+                self.in_flight[future] = (message, repairs, batch)
                 return
         answer = post(message, self.transport, wait)
-        self._record(conclude(message, answer, repairs, self.claimed.lease.clock))
+        self.record((batch, conclude(message, answer, repairs, batch.claimed.lease.clock)))
 
-    def _collect(self, until: str) -> None:
+    def collect(self, until: str) -> None:
+        """Record the answers of the posts in flight: the first to come, or all."""
+        if not self.in_flight:
+            return
         done, _pending = wait(self.in_flight, return_when=until)
         # Recorded in claim order, as one at a time would have, and together; a
         # configuration error raised by one answer waits until the others are recorded.
-        answered, error = [], None
+        answered: list[tuple[_Batch, Attempt]] = []
+        error = None
         for future in sorted(done, key=lambda f: self.in_flight[f][0].pk):
-            message, repairs = self.in_flight.pop(future)
+            message, repairs, batch = self.in_flight.pop(future)
             try:
                 answered.append(
-                    conclude(message, future.result(), repairs, self.claimed.lease.clock)
+                    (batch, conclude(message, future.result(), repairs, batch.claimed.lease.clock))
                 )
             except ImproperlyConfigured as exc:
                 error = exc
-        self._record(*answered)
+        if answered:
+            self.record(*answered)
         if error is not None:
             raise error
 
-    def _record(self, *items: Attempt) -> None:
+    def record(self, *answered: tuple[_Batch, Attempt]) -> None:
         # A post in flight when its source's circuit opened (by an earlier answer, or
         # one of these) waits with the source; it is not a failure of its own.
-        held, flagged = set(self.held), []
-        for item in items:
-            flagged.append((item, not (item.unanswered and item.message.source_id in held)))
-            if item.unanswered:
-                held.add(item.message.source_id)
-        written = record_all(flagged, self.claimed.lease.clock)
-        for item, ok in zip(items, written, strict=True):
+        held = {id(batch): set(batch.held) for batch, _item in answered}
+        flagged = []
+        for batch, item in answered:
+            circuit = not (item.unanswered and item.message.source_id in held[id(batch)])
+            flagged.append((item, circuit))
+            if item.unanswered and circuit:
+                for sources in held.values():
+                    sources.add(item.message.source_id)
+        written = record_all(flagged, answered[0][0].claimed.lease.clock)
+        for (batch, item), ok in zip(answered, written, strict=True):
             message = item.message
             if ok:
                 self.result.add(item.outcome)
                 if item.outcome == RETRYING:
                     self.retried.add(message.pk)
-            self.posted.discard(message.pk)
+            batch.posted.discard(message.pk)
             if item.unanswered or item.outcome == Message.State.CANCELLED:
-                self.held.add(message.source_id)  # down, or removed: post no more to it
+                # Down, or removed: no batch posts more to it, and what they have in
+                # flight to it waits with it.
+                for other in {id(b): b for b in (batch, self.current, *self._batches())}.values():
+                    if other is not None:
+                        other.held.add(message.source_id)
                 self.answering.discard(message.source_id)
             elif message.status_code is not None:
                 self.answering.add(message.source_id)
+
+    def _batches(self) -> list[_Batch]:
+        return [batch for _m, _r, batch in self.in_flight.values()]
+
+
+class _Batch:
+    """One claimed batch being posted through the drain's ``_Posts``."""
+
+    def __init__(self, claimed: Claim, posts: _Posts, objects: Objects) -> None:
+        self.claimed, self.posts, self.objects = claimed, posts, objects
+        self.rendered: dict[int, tuple[dict[str, Any], Repairs]] = {}
+        #: Sources that failed to answer (or were removed) while this batch was posted.
+        self.held: set[int] = set()
+        #: Posted, outcome not yet written: on an error they wait for their lease.
+        self.posted: set[int] = set()
+
+    def run(self, should_stop: Callable[[], bool] | None) -> bool:
+        """Post the batch's messages; the last ones may still be in flight when it
+        returns. False when the drain should end."""
+        posts, lease, margin = self.posts, self.claimed.lease, request_seconds()
+        posts.current = self
+        messages = self.claimed.messages
+        unposted: list[Message] = []
+        for index, message in enumerate(messages):
+            while len(posts.in_flight) >= posts.window or posts.untried(message.source_id):
+                posts.collect(FIRST_COMPLETED)
+            if should_stop is not None and should_stop():
+                release(self.claimed, unposted + messages[index:])
+                return False
+            if message.source_id in self.held:
+                unposted.append(message)  # its source failed to answer: wait for a probe
+                continue
+            prepared = prepare(message, self.rendered, self.objects)
+            if isinstance(prepared, Attempt):  # could not be rendered
+                posts.record((self, prepared))
+                continue
+            if not _outlives_a_post(lease, margin):
+                message.attempts -= 1
+                release(self.claimed, unposted + messages[index:])
+                return False
+            posts.post(message, prepared, self)
+        release(self.claimed, unposted)
+        return True
 
 
 def _outlives_a_post(lease: Lease, margin: float) -> bool:
