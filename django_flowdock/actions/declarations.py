@@ -15,10 +15,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 from django.apps import apps
+from django.conf import settings
 from django.core import signing
 from django.db import models
 from django.urls import reverse
@@ -170,9 +171,14 @@ def actions_for(instance: Any, user: Any = _CONTEXT) -> list[dict[str, Any]]:
 
 
 def sign_target(instance: models.Model, key: str) -> str:
-    return signing.Signer(salt=_SALT).sign_object(
-        [instance._meta.label_lower, str(instance.pk), key], compress=True
-    )
+    return _signed(settings.SECRET_KEY, instance._meta.label_lower, str(instance.pk), key)
+
+
+@lru_cache(maxsize=4096)
+def _signed(secret: str, label: str, pk: str, key: str) -> str:
+    # A target's signature never changes: each thread's are computed once, not for each
+    # message rendered (twice per update).
+    return signing.Signer(key=secret, salt=_SALT).sign_object([label, pk, key], compress=True)
 
 
 def unsign_target(signed: str) -> tuple[type[models.Model], str, str]:
