@@ -142,3 +142,27 @@ def test_a_claim_posts_its_threads_concurrency_at_a_time(local_api, settings):
     # (a loaded machine may start one a little late).
     assert 2 <= most_in_flight(local_api.requests) <= 3
     assert set(Message.objects.values_list("state", flat=True)) == {"sent"}
+
+
+def test_the_next_round_is_claimed_while_the_last_posts_of_a_round_are_in_flight(
+    local_api, settings
+):
+    settings.FLOWDOCK = {
+        **settings.FLOWDOCK,
+        "BATCH_SIZE": 2,
+        "CONCURRENCY": 4,
+        "TIMEOUT": (2.0, 5.0),
+        "CLAIM_TIMEOUT": 15,
+    }
+    Source.objects.create(name="Local", flow_token="local-token")
+    for n in range(12):
+        Ticket.objects.create(subject=f"Ticket {n}")
+    local_api.delay = 0.3
+
+    result = drain()
+
+    assert result.sent == 12
+    # Rounds of two: more than two posts at once are posts of two rounds (the window
+    # would empty at the end of each round if claims waited for their last answers).
+    assert most_in_flight(local_api.requests) > 2
+    assert set(Message.objects.values_list("state", flat=True)) == {"sent"}
