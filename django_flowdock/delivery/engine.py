@@ -663,13 +663,15 @@ def drain(
             # What the round reads for fan-out is read once, and rendered from: as
             # many changes as the round claims messages.
             objects = Objects()
-            fan_out(flowdock_settings.BATCH_SIZE, objects=objects)
+            fan_out(flowdock_settings.BATCH_SIZE, objects=objects, between=posts.keep_leases)
+            posts.keep_leases()
             claimed = claim(room, message_ids, posts.retried)
             if not claimed.messages:
                 if posts.in_flight:  # their threads' next messages come after them
                     posts.collect(ALL_COMPLETED)
                     continue
                 break
+            posts.adopt(claimed)
             objects.prime(m.change for m in claimed.messages if m.change is not None)
             if not _post_batch(_Batch(claimed, posts, objects), should_stop):
                 break
@@ -752,7 +754,38 @@ class _Posts:
         self.in_flight: dict[Future[Any], tuple[Message, Repairs, _Batch]] = {}
         #: The batch being posted.
         self.current: _Batch | None = None
+        #: One instance per source for the whole drain (see ``adopt``).
+        self.sources: dict[int, Source] = {}
         self.window = concurrency(transport)
+
+    def adopt(self, claimed: Claim) -> None:
+        """Point the claim's messages at the drain's instance of each source, refreshed
+        with what the claim read: what an answer teaches about a source's circuit
+        (``failing_since``) is then seen by the posts of every round in flight."""
+        refreshed: set[int] = set()
+        for message in claimed.messages:
+            fresh, known = (
+                message.source,
+                self.sources.setdefault(message.source_id, message.source),
+            )
+            if known is fresh:
+                continue
+            if id(fresh) not in refreshed:
+                refreshed.add(id(fresh))
+                for source_field in Source._meta.concrete_fields:
+                    setattr(known, source_field.attname, getattr(fresh, source_field.attname))
+                if Source._meta.get_field("application").is_cached(fresh):
+                    known.application = fresh.application
+            message.source = known
+
+    def keep_leases(self) -> None:
+        """Renew the leases of earlier rounds whose posts are unrecorded yet, before the
+        draining thread turns to other work (a fan-out, a claim, a render): an answer
+        recorded after its lease ran out would be a repeat."""
+        margin = request_seconds()
+        leases = {id(b.claimed.lease): b.claimed.lease for b in self._batches()}
+        for lease in leases.values():
+            _outlives_a_post(lease, margin)
 
     def untried(self, source_id: int) -> bool:
         """Whether a post to a source not yet answering is in flight."""
@@ -857,6 +890,7 @@ class _Batch:
             if message.source_id in self.held:
                 unposted.append(message)  # its source failed to answer: wait for a probe
                 continue
+            posts.keep_leases()
             prepared = prepare(message, self.rendered, self.objects)
             if isinstance(prepared, Attempt):  # could not be rendered
                 posts.record((self, prepared))

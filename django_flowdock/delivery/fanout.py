@@ -32,6 +32,7 @@ import contextlib
 import json
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -292,10 +293,16 @@ class Receivers:
         ]
 
 
-def fan_out(limit: int = BATCH, objects: Objects | None = None) -> int:
+def fan_out(
+    limit: int = BATCH,
+    objects: Objects | None = None,
+    between: Callable[[], None] | None = None,
+) -> int:
     """Turn up to ``limit`` captured changes into messages; return how many changes
     were taken (0 when none is waiting, or another drain wrote them first).
-    ``objects`` (the drain round's) keeps what was read for rendering."""
+    ``objects`` (the drain round's) keeps what was read for rendering; ``between`` is
+    called before each change's tracing and describing (the project's code), by a
+    drain keeping its leases."""
     using = router.db_for_write(Message)
     objects = objects if objects is not None else Objects()
     if connections[using].vendor == "sqlite":
@@ -303,29 +310,34 @@ def fan_out(limit: int = BATCH, objects: Objects | None = None) -> int:
         # spares a commit that would have to wait for other processes' reads.
         with transaction.atomic(using=using):
             take_write_lock(using, Change)
-            taken, queued = _fan_out(limit, objects, using)
+            taken, queued = _fan_out(limit, objects, using, between or _nothing)
     else:
-        taken, queued = _fan_out(limit, objects, using)
+        taken, queued = _fan_out(limit, objects, using, between or _nothing)
     for item, rows in queued:
         if rows:
             send_robust(message_queued, messages=rows, instance=item.instance)
     return taken
 
 
+def _nothing() -> None:
+    pass
+
+
 def _fan_out(
-    limit: int, objects: Objects, using: str
+    limit: int, objects: Objects, using: str, between: Callable[[], None]
 ) -> tuple[int, list[tuple[Traced, list[Message]]]]:
     changes = list(Change.objects.using(using).filter(fanned_out=False).order_by("pk")[:limit])
     if not changes:
         return 0, []
     failed: dict[int, str] = {}
-    traced = _traced(changes, objects, using, failed)
+    traced = _traced(changes, objects, using, failed, between)
     coalesce(traced)
     receivers = Receivers(using)
     queued: list[tuple[Traced, list[Message]]] = []
     for item in traced:
         if item.absorbed:
             continue
+        between()
         try:
             with _guarded(using):
                 queued.append((item, _messages_for(item, receivers, objects)))
@@ -341,11 +353,16 @@ def _fan_out(
 
 
 def _traced(
-    changes: list[Change], objects: Objects, using: str, failed: dict[int, str]
+    changes: list[Change],
+    objects: Objects,
+    using: str,
+    failed: dict[int, str],
+    between: Callable[[], None],
 ) -> list[Traced]:
     objects.prime(changes)
     traced: list[Traced] = []
     for change in changes:
+        between()
         try:
             with _guarded(using):
                 item = trace(change, objects)
