@@ -138,16 +138,19 @@ def claim(
     in ``exclude``."""
     using = router.db_for_write(Message)
     token = uuid.uuid4().hex
+    if (
+        not connections[using].features.has_select_for_update
+        and not _candidates(using, Clock.of(using).now(), message_ids, exclude).exists()
+    ):
+        # SQLite: nothing to claim, so the database's write lock is not taken (the web
+        # process's saves would wait for it).
+        return Claim([], Lease(using, token, Clock.of(using), time.monotonic()))
     with transaction.atomic(using=using):
         started = time.monotonic()
         clock = Clock.of(using)
         now = clock.now()
         until = now + Lease.duration()
-        candidates = Message.objects.using(using).deliverable(now)
-        if message_ids is not None:
-            candidates = candidates.filter(pk__in=message_ids)
-        if exclude:
-            candidates = candidates.exclude(pk__in=exclude)
+        candidates = _candidates(using, now, message_ids, exclude)
         fields = ("pk", "source_id", "source__failing_since", "next_attempt_at")
         rows = list(_locked(candidates, using).values_list(*fields)[:limit])
         pks = _with_one_probe(rows, using, now, until)
@@ -175,6 +178,17 @@ def claim(
         message.source = sources[message.source_id]
     probes = {m.pk for m in messages if m.source.failing_since is not None}
     return Claim(messages, lease, probes)
+
+
+def _candidates(
+    using: str, now: datetime, message_ids: list[int] | None, exclude: set[int] | None
+) -> models.QuerySet[Message]:
+    candidates = Message.objects.using(using).deliverable(now)
+    if message_ids is not None:
+        candidates = candidates.filter(pk__in=message_ids)
+    if exclude:
+        candidates = candidates.exclude(pk__in=exclude)
+    return candidates
 
 
 def _with_one_probe(

@@ -306,6 +306,8 @@ def fan_out(
     using = router.db_for_write(Message)
     objects = objects if objects is not None else Objects()
     if connections[using].vendor == "sqlite":
+        if not Change.objects.using(using).filter(fanned_out=False).exists():
+            return 0  # nothing waits: the web process's saves need not wait for the lock
         # SQLite has one writer whatever we do: taking it first, as one transaction,
         # spares a commit that would have to wait for other processes' reads.
         with transaction.atomic(using=using):

@@ -49,6 +49,10 @@ MIN_SLEEP = 0.2
 #: Quiet after a request before the thread goes on: a keep-alive client's next request
 #: (or the next one a sync worker accepts) arrives within a few milliseconds.
 QUIET = 0.005
+#: Seconds a polling thread keeps its database connections after a round, for a wake
+#: that comes soon (a busy site saves again within it): a new PostgreSQL connection
+#: costs a few milliseconds of the web process's time, as much as delivering a message.
+LINGER = 1.0
 #: First sleep after a round that failed (database restarting, not migrated yet);
 #: doubled after each failure in a row, up to ``POLL_INTERVAL``.
 ERROR_SLEEP = 5.0
@@ -261,8 +265,9 @@ class ImmediateBackend(BaseBackend):
         sleep: float | None = None
         idle = False
         failures = 0
+        connected = False
         while not self._stopping.is_set():
-            woken = self._wake.wait(timeout=sleep)
+            woken = self._wait(sleep, connected)
             self._wake.clear()
             poll = flowdock_settings.POLL_INTERVAL
             try:
@@ -279,19 +284,36 @@ class ImmediateBackend(BaseBackend):
                 else:
                     sleep = min(until_due, poll) if polling else until_due
                 failures = 0
+                connected = polling
             except Exception:
                 sleep = min(ERROR_SLEEP * 2**failures, max(poll, ERROR_SLEEP))
                 failures = min(failures + 1, 10)  # the cap is reached long before
                 idle = False
+                connected = False
                 logger.exception("Delivery round failed; trying again in %.0fs", sleep)
             finally:
-                # Nothing held between rounds: a test database can be dropped, a
-                # restarted database server reconnected to.
-                connections.close_all()
+                # Nothing held between rounds of a test run (its database is dropped at
+                # the end) or after an error (a restarted server is reconnected to); a
+                # server's or script's thread keeps them for LINGER seconds.
+                if not connected:
+                    connections.close_all()
             with self._idle:
                 if not self._wake.is_set() or self._stopping.is_set():
                     self._busy = False
                     self._idle.notify_all()
+        connections.close_all()
+
+    def _wait(self, sleep: float | None, connected: bool) -> bool:
+        """Wait for a wake, or ``sleep`` seconds (None: for ever); the connections
+        kept from the last round are closed if no wake came within ``LINGER``."""
+        if connected:
+            if sleep is not None and sleep <= LINGER:
+                return self._wake.wait(timeout=sleep)
+            if self._wake.wait(timeout=LINGER):
+                return True
+            connections.close_all()
+            sleep = None if sleep is None else sleep - LINGER
+        return self._wake.wait(timeout=sleep)
 
     def _yield_to_requests(self) -> bool:
         """``drain()``'s ``should_stop``, asked before each post: let the requests in
