@@ -138,16 +138,16 @@ def claim(
     in ``exclude``."""
     using = router.db_for_write(Message)
     token = uuid.uuid4().hex
+    clock = Clock.of(using)
     if (
         not connections[using].features.has_select_for_update
-        and not _candidates(using, Clock.of(using).now(), message_ids, exclude).exists()
+        and not _candidates(using, clock.now(), message_ids, exclude).exists()
     ):
         # SQLite: nothing to claim, so the database's write lock is not taken (the web
         # process's saves would wait for it).
-        return Claim([], Lease(using, token, Clock.of(using), time.monotonic()))
+        return Claim([], Lease(using, token, clock, time.monotonic()))
     with transaction.atomic(using=using):
         started = time.monotonic()
-        clock = Clock.of(using)
         now = clock.now()
         until = now + Lease.duration()
         candidates = _candidates(using, now, message_ids, exclude)
@@ -797,9 +797,8 @@ class _Posts:
         draining thread turns to other work (a fan-out, a claim, a render): an answer
         recorded after its lease ran out would be a repeat."""
         margin = request_seconds()
-        leases = {id(b.claimed.lease): b.claimed.lease for b in self._batches()}
-        for lease in leases.values():
-            _outlives_a_post(lease, margin)
+        for batch in set(self._batches()):
+            _outlives_a_post(batch.claimed.lease, margin)
 
     def untried(self, source_id: int) -> bool:
         """Whether a post to a source not yet answering is in flight."""
@@ -866,9 +865,8 @@ class _Posts:
             if item.unanswered or item.outcome == Message.State.CANCELLED:
                 # Down, or removed: no batch posts more to it, and what they have in
                 # flight to it waits with it.
-                for other in {id(b): b for b in (batch, self.current, *self._batches())}.values():
-                    if other is not None:
-                        other.held.add(message.source_id)
+                for other in {batch, *self._batches(), *filter(None, [self.current])}:
+                    other.held.add(message.source_id)
                 self.answering.discard(message.source_id)
             elif message.status_code is not None:
                 self.answering.add(message.source_id)

@@ -305,6 +305,7 @@ def fan_out(
     drain keeping its leases."""
     using = router.db_for_write(Message)
     objects = objects if objects is not None else Objects()
+    between = between or _nothing
     if connections[using].vendor == "sqlite":
         if not Change.objects.using(using).filter(fanned_out=False).exists():
             return 0  # nothing waits: the web process's saves need not wait for the lock
@@ -312,9 +313,9 @@ def fan_out(
         # spares a commit that would have to wait for other processes' reads.
         with transaction.atomic(using=using):
             take_write_lock(using, Change)
-            taken, queued = _fan_out(limit, objects, using, between or _nothing)
+            taken, queued = _fan_out(limit, objects, using, between)
     else:
-        taken, queued = _fan_out(limit, objects, using, between or _nothing)
+        taken, queued = _fan_out(limit, objects, using, between)
     for item, rows in queued:
         if rows:
             send_robust(message_queued, messages=rows, instance=item.instance)
