@@ -2,6 +2,7 @@
 the serializer takes, and a rendered message takes it (so delivery skips DRF)."""
 
 import copy
+import functools
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 from rest_framework import serializers
 
 from django_flowdock.threads.options import STATUS_COLORS
+from django_flowdock.threads.render import activity_message
 from django_flowdock.threads.schema import (
     BODY_LIMIT,
     NAME_LIMIT,
@@ -18,6 +20,8 @@ from django_flowdock.threads.schema import (
     _surely_valid,
     repair,
 )
+from tests.test_payloads import ticket
+from tests.testapp.models import Project
 
 _pieces = st.sampled_from(
     [
@@ -82,35 +86,14 @@ COLOR = st.one_of(
 )
 
 
+@functools.cache
 def _rendered():
-    """A message as delivery renders it (a ticket with a status, fields and actions)."""
-    target = {
-        "@type": "EntryPoint",
-        "urlTemplate": "https://helpdesk.example/a/1/",
-        "httpMethod": "POST",
-    }
-    return {
-        "event": "activity",
-        "author": {"name": "Ada Agent", "email": "ada@helpdesk.example"},
-        "title": "updated ticket",
-        "body": "",
-        "external_thread_id": "testapp.ticket:1",
-        "thread": {
-            "title": "Printer on fire",
-            "body": "<p>It is <em>really</em> on fire.</p>",
-            "external_url": "https://helpdesk.example/tickets/1/",
-            "status": {"value": "open", "color": "green"},
-            "fields": [
-                {"label": "Priority", "value": "high"},
-                {
-                    "label": "Project",
-                    "value": '<a href="https://helpdesk.example/p/1/">Website</a>',
-                },
-            ],
-            "actions": [{"@type": "UpdateAction", "name": "Assign to me", "target": target}],
-        },
-        "tags": ["printer"],
-    }
+    """A message as delivery renders it (a ticket with a status, fields and actions),
+    with an author's e-mail and a tag for the changes to reach."""
+    message = activity_message(ticket(project=Project(name="Website")), "updated")
+    message["author"]["email"] = "ada@helpdesk.example"
+    message["tags"] = ["printer"]
+    return message
 
 
 DELETE = object()
@@ -200,7 +183,7 @@ def test_a_repaired_message_the_fast_check_takes_is_one_the_serializer_takes(cha
 
 @pytest.fixture
 def ticket_message():
-    return _rendered()
+    return copy.deepcopy(_rendered())
 
 
 def test_a_rendered_message_takes_the_fast_check(ticket_message):
