@@ -110,9 +110,11 @@ def start_server(kind: str, flowdock: dict, log: Path) -> subprocess.Popen:
         )
 
 
-def kill_server(server: subprocess.Popen) -> None:
+def kill_server(server: subprocess.Popen, log: Path) -> None:
     os.killpg(server.pid, signal.SIGKILL)
     server.wait(timeout=10)
+    # Captured, so shown if the test fails: what the server said about its rounds.
+    print(log.read_text(errors="replace"))
 
 
 @pytest.mark.parametrize("kind", ["gunicorn", "runserver"])
@@ -133,7 +135,7 @@ def test_web_server_killed_and_restarted_delivers_what_waits_without_a_request_o
             what="the first server's attempts, with no request made",
         )
     finally:
-        kill_server(server)
+        kill_server(server, log)
     leave_tickets(*(f"While down {n}" for n in range(3)))
     assert Message.objects.pending().count() == 5
     assert Change.objects.filter(fanned_out=False).count() == 3
@@ -146,7 +148,7 @@ def test_web_server_killed_and_restarted_delivers_what_waits_without_a_request_o
         leave_tickets("Later")
         wait_for(lambda: len(sandbox.messages()) == 9, what="the poll to find the later change")
     finally:
-        kill_server(server)
+        kill_server(server, log)
     assert set(Message.objects.values_list("state", flat=True)) == {Message.State.SENT}
     assert "GET /" not in log.read_text() and "POST /" not in log.read_text()
 
@@ -272,6 +274,36 @@ sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 """
 
 
+FORK_WHILE_DELIVERING = """
+import os, sys, time
+import django
+django.setup()
+from django.urls import reverse
+from django_flowdock.models import Message
+
+# A preloading server forks its workers while its thread delivers the backlog left at
+# start-up: importing the URLconf to render actions, holding database connections.
+forks = []
+deadline = time.monotonic() + 1.5
+while time.monotonic() < deadline:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            reverse("admin:index")
+            Message.objects.count()
+        except Exception as error:
+            sys.stderr.write(f"child: {error!r}\\n")
+            os._exit(1)
+        os._exit(0)
+    forks.append(pid)
+    time.sleep(0.01)
+failed = [pid for pid in forks if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])]
+print(f"{len(failed)} of {len(forks)} children failed")
+while Message.objects.pending().exists() or not Message.objects.exists():
+    time.sleep(0.05)
+"""
+
+
 def run_script(script: str, flowdock: dict) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", script],
@@ -295,6 +327,18 @@ def test_server_forked_after_preload_delivers_in_the_child_without_a_save(sandbo
     result = run_script(FORK_AFTER_PRELOAD, flowdock)
     assert result.returncode == 0, result.stderr
     assert sent_subjects(sandbox) == ["Left for the child"]
+
+
+def test_server_forking_while_its_thread_delivers_hands_children_nothing_half_done(sandbox, source):
+    # Each child would otherwise inherit the thread's database connections (and close
+    # them: MySQL ends the parent's session) and a module it was importing, half done.
+    leave_tickets(*(f"Waiting at start {n}" for n in range(40)))
+    flowdock = {**QUICK, "API_URL": sandbox.url, "DELIVER_ON_START": True}
+    result = run_script(FORK_WHILE_DELIVERING, flowdock)
+    assert result.returncode == 0, result.stderr
+    assert " 0 of " in f" {result.stdout}", result.stderr
+    assert "Delivery round failed" not in result.stderr
+    assert len(sandbox.messages()) == 40
 
 
 # --- which processes deliver -----------------------------------------------------------

@@ -37,7 +37,7 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.delivery.base import BaseBackend
-from django_flowdock.delivery.engine import drain
+from django_flowdock.delivery.engine import drain, request_seconds
 from django_flowdock.exceptions import FlowdockConfigurationError
 from django_flowdock.models import Change, Message
 
@@ -53,6 +53,9 @@ QUIET = 0.005
 #: that comes soon (a busy site saves again within it): a new PostgreSQL connection
 #: costs a few milliseconds of the web process's time, as much as delivering a message.
 LINGER = 1.0
+#: Longest a parked thread waits for the fork it parked for to end (the hooks after a
+#: fork always resume it; this bounds a fork that never returns to Python).
+PARK_LIMIT = 60.0
 #: First sleep after a round that failed (database restarting, not migrated yet);
 #: doubled after each failure in a row, up to ``POLL_INTERVAL``.
 ERROR_SLEEP = 5.0
@@ -213,6 +216,10 @@ class ImmediateBackend(BaseBackend):
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        #: Set while this process forks: the thread parks, with no connection open.
+        self._forking = threading.Event()
+        self._parked = threading.Event()
+        self._resumed = threading.Event()
         self._idle = threading.Condition(self._lock)
         self._busy = False
         #: Seconds the thread may still wait for requests before its next post.
@@ -268,6 +275,10 @@ class ImmediateBackend(BaseBackend):
         connected = False
         while not self._stopping.is_set():
             woken = self._wait(sleep, connected)
+            if self._forking.is_set():
+                self._park()
+                connected = False
+                continue  # the wake that interrupted the wait is still set: a round follows
             self._wake.clear()
             poll = flowdock_settings.POLL_INTERVAL
             try:
@@ -303,6 +314,32 @@ class ImmediateBackend(BaseBackend):
                     self._idle.notify_all()
         connections.close_all()
 
+    def _park(self) -> None:
+        """While this process forks: no connection open, nothing being imported (a child
+        would close the connections, which ends MySQL's session for the parent too, and
+        find the module half imported for ever)."""
+        connections.close_all()
+        self._parked.set()
+        self._resumed.wait(PARK_LIMIT)
+
+    def before_fork(self) -> None:
+        """Park the thread before this process forks: its posts in flight finish, it gives
+        back what it had not posted yet, and waits for the fork to end. Waits for one
+        post at most; if the thread is not parked by then, the fork goes on without it."""
+        thread = self._thread
+        if thread is None or not thread.is_alive() or self._pid != os.getpid():
+            return
+        self._resumed.clear()
+        self._parked.clear()
+        self._forking.set()
+        self._wake.set()
+        if not self._parked.wait(request_seconds() + 1.0):
+            logger.warning("Forking while the delivery thread is still busy")
+
+    def after_fork_in_parent(self) -> None:
+        self._forking.clear()
+        self._resumed.set()
+
     def _wait(self, sleep: float | None, connected: bool) -> bool:
         """Wait for a wake, or ``sleep`` seconds (None: for ever); the connections
         kept from the last round are closed if no wake came within ``LINGER``."""
@@ -322,10 +359,10 @@ class ImmediateBackend(BaseBackend):
         when the thread must stop."""
         self._patience = flowdock_settings.REQUEST_YIELD
         self._give_way()
-        return self._stopping.is_set()
+        return self._stopping.is_set() or self._forking.is_set()
 
     def _give_way(self) -> None:
-        if self._patience > 0 and not self._stopping.is_set():
+        if self._patience > 0 and not (self._stopping.is_set() or self._forking.is_set()):
             started = time.monotonic()
             requests_in_progress.wait_quiet(self._patience)
             self._patience -= time.monotonic() - started
@@ -395,6 +432,16 @@ class ImmediateBackend(BaseBackend):
 _backends: weakref.WeakSet[ImmediateBackend] = weakref.WeakSet()
 
 
+def _before_fork() -> None:
+    for backend in list(_backends):
+        backend.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for backend in list(_backends):
+        backend.after_fork_in_parent()
+
+
 def _after_fork_in_child() -> None:
     global requests_in_progress
     requests_in_progress = Requests()
@@ -404,7 +451,9 @@ def _after_fork_in_child() -> None:
             backend._wake_thread(polling=True)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
 
 
 def deliver_on_start() -> None:
