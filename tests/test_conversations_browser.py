@@ -24,6 +24,8 @@ def test_reply_typed_in_the_inbox_becomes_a_reply_on_the_ticket(sandbox, browser
     FlowdockUser.objects.create(flowdock_user_id=str(sandbox.credentials["user"]["id"]), user=user)
     ticket, thread_id = ticket_thread("Polish the flux capacitor")
     listener = spawn_listener(sandbox.url)
+    from playwright.sync_api import expect
+
     try:
         page = browser_page
         page.goto(f"{sandbox.credentials['flow']['web_url']}?thread={thread_id}")
@@ -35,7 +37,8 @@ def test_reply_typed_in_the_inbox_becomes_a_reply_on_the_ticket(sandbox, browser
         comment = wait_for(lambda: Reply.objects.first(), timeout=10, what="the reply")
         assert (comment.ticket, comment.author) == (ticket, user)
         assert comment.text == "Polished, <i>spotless</i>"
-        assert page.input_value(".reply-form textarea") == ""
+        # Emptied once the sandbox has answered the reply's POST.
+        expect(page.locator(".reply-form textarea")).to_have_value("")
     finally:
         listener.send_signal(signal.SIGTERM)
         listener.communicate(timeout=20)
