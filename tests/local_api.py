@@ -60,6 +60,9 @@ class RecordingServer(LocalServer):
         self.requests: list[dict] = []
         self.delay = delay
         self.status = 202
+        #: No answer is given before this many requests have arrived (at most 30 s):
+        #: several clients are then all under way at once, however late each started.
+        self.hold_until = 0
         self.lock = threading.Lock()
         self.answered = threading.Condition(self.lock)
         server = self
@@ -76,6 +79,10 @@ class RecordingServer(LocalServer):
                     answer = answer or Answer(server.status, delay=server.delay)
                     record["status"] = answer.status
                     server.requests.append(record)
+                    server.answered.notify_all()
+                    server.answered.wait_for(
+                        lambda: len(server.requests) >= server.hold_until, timeout=30
+                    )
                 time.sleep(answer.delay)  # a slow Flowdock
                 payload = answer.body
                 if callable(payload):

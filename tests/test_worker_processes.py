@@ -147,7 +147,10 @@ def test_two_workers_never_send_one_message_twice(transactional_db, local_api):
     fan_out()
     made = list(Message.objects.order_by("pk"))
     local_api.delay = 0.02
-    flowdock = {"API_URL": local_api.url, "BATCH_SIZE": 5, "TIMEOUT": [1, 2], "CLAIM_TIMEOUT": 30}
+    # Until a source has answered, a worker posts to it one message at a time: so the
+    # first answer waits for the other worker's first post, however late it started.
+    local_api.hold_until = 2
+    flowdock = {"API_URL": local_api.url, "BATCH_SIZE": 5, "TIMEOUT": [1, 10], "CLAIM_TIMEOUT": 30}
     workers = [spawn_worker(flowdock, "--once") for _ in range(2)]
     outputs = [w.communicate(timeout=60) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], [err for _, err in outputs]
