@@ -67,6 +67,8 @@ from django_flowdock.threads.schema import Repairs, repair, validate_message
 logger = logging.getLogger("django_flowdock.delivery")
 
 RETRYING = "retrying"
+#: Name prefix of the threads that post a drain's messages.
+POST_THREADS = "flowdock-post"
 
 
 @dataclass
@@ -748,7 +750,7 @@ def _pool(size: int) -> ThreadPoolExecutor:
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
-            pool = _pools[key] = ThreadPoolExecutor(size, thread_name_prefix="flowdock-post")
+            pool = _pools[key] = ThreadPoolExecutor(size, thread_name_prefix=POST_THREADS)
         return pool
 
 

@@ -37,7 +37,7 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.delivery.base import BaseBackend
-from django_flowdock.delivery.engine import drain, request_seconds
+from django_flowdock.delivery.engine import POST_THREADS, drain, request_seconds
 from django_flowdock.exceptions import FlowdockConfigurationError
 from django_flowdock.models import Change, Message
 
@@ -53,8 +53,8 @@ QUIET = 0.005
 #: that comes soon (a busy site saves again within it): a new PostgreSQL connection
 #: costs a few milliseconds of the web process's time, as much as delivering a message.
 LINGER = 1.0
-#: Longest a parked thread waits for the fork it parked for to end (the hooks after a
-#: fork always resume it; this bounds a fork that never returns to Python).
+#: Longest a parked thread waits for the forks it parked for to end: the hook after a
+#: fork resumes it, this bounds a fork whose hook never came back.
 PARK_LIMIT = 60.0
 #: First sleep after a round that failed (database restarting, not migrated yet);
 #: doubled after each failure in a row, up to ``POLL_INTERVAL``.
@@ -195,6 +195,59 @@ def _request_finished(**kwargs: object) -> None:
     requests_in_progress.finished()
 
 
+class ForkGate:
+    """Parks the delivery thread while its process forks, so that no child inherits
+    the thread's open database connections (closing them in the child ends MySQL's
+    session for the parent too) or a module it was importing (half imported in the
+    child for ever: the URLconf, and every request of that child fails)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: The threads forking now (several request threads may fork at once).
+        self._forkers: set[int] = set()
+        self.forking = threading.Event()
+        self._parked = threading.Event()
+        self._resumed = threading.Event()
+
+    def enter(self, wake: Callable[[], None], timeout: float) -> None:
+        """Before a fork, in the forking thread: ask the delivery thread to park, and
+        wait for it for at most ``timeout`` seconds."""
+        with self._lock:
+            if not self._forkers:
+                self._resumed.clear()
+                self._parked.clear()
+                self.forking.set()
+            self._forkers.add(threading.get_ident())
+        wake()
+        if not self._parked.wait(timeout):
+            logger.warning(
+                "Forking while the delivery thread is still busy after %.0fs: the child "
+                "may inherit its database connections",
+                timeout,
+            )
+
+    def leave(self) -> None:
+        """After a fork, in the parent's forking thread: the last fork to end resumes
+        the delivery thread."""
+        with self._lock:
+            self._forkers.discard(threading.get_ident())
+            if not self._forkers:
+                self.forking.clear()
+                self._resumed.set()
+
+    def park(self) -> None:
+        """In the delivery thread, its connections closed: wait while forks last."""
+        deadline = time.monotonic() + PARK_LIMIT
+        while self.forking.is_set():
+            # Again at each turn: a fork that begins as the last one ends waits for it.
+            self._parked.set()
+            if not self._resumed.wait(deadline - time.monotonic()):
+                with self._lock:
+                    self._forkers.clear()
+                    self.forking.clear()
+                    self._resumed.set()
+
+
 class ImmediateBackend(BaseBackend):
     """No HTTP on the request thread and no extra process to run.
 
@@ -215,11 +268,11 @@ class ImmediateBackend(BaseBackend):
         maybe) and thread object, but not the thread."""
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        #: A commit came since the thread's last round began (``_wake`` is also set to
+        #: interrupt its wait before a fork).
+        self._dispatched = False
         self._stopping = threading.Event()
-        #: Set while this process forks: the thread parks, with no connection open.
-        self._forking = threading.Event()
-        self._parked = threading.Event()
-        self._resumed = threading.Event()
+        self._fork_gate = ForkGate()
         self._idle = threading.Condition(self._lock)
         self._busy = False
         #: Seconds the thread may still wait for requests before its next post.
@@ -258,6 +311,7 @@ class ImmediateBackend(BaseBackend):
             self._busy = True
             # Under the lock: a round that just ended must see this wake before it
             # reports idle, or wait_idle() could return before this commit's delivery.
+            self._dispatched = True
             self._wake.set()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
@@ -274,19 +328,30 @@ class ImmediateBackend(BaseBackend):
         failures = 0
         connected = False
         while not self._stopping.is_set():
+            waiting_since = time.monotonic()
             woken = self._wait(sleep, connected)
-            if self._forking.is_set():
-                self._park()
+            if self._fork_gate.forking.is_set():
+                connections.close_all()
                 connected = False
-                continue  # the wake that interrupted the wait is still set: a round follows
-            self._wake.clear()
+                self._fork_gate.park()
+                with self._lock:
+                    if not self._dispatched:
+                        self._wake.clear()  # only the fork's: back to the wait it cut short
+                if sleep is not None:
+                    sleep = max(0.0, sleep - (time.monotonic() - waiting_since))
+                continue
+            with self._lock:
+                self._wake.clear()
+                self._dispatched = False
             poll = flowdock_settings.POLL_INTERVAL
             try:
                 # Idle, a timeout only looks for work left by other processes.
                 if woken or not idle or _outbox_waiting():
                     with self._giving_way_at_queries():
                         drain(should_stop=self._yield_to_requests)
-                    until_due = _seconds_until_due()
+                    # Cut short by a fork: the thread parks, then goes on at once.
+                    forking = self._fork_gate.forking.is_set()
+                    until_due = 0.0 if forking else _seconds_until_due()
                 else:
                     until_due = None
                 idle = until_due is None
@@ -309,36 +374,31 @@ class ImmediateBackend(BaseBackend):
                 if not connected:
                     connections.close_all()
             with self._idle:
-                if not self._wake.is_set() or self._stopping.is_set():
+                if not self._dispatched or self._stopping.is_set():
                     self._busy = False
                     self._idle.notify_all()
         connections.close_all()
 
-    def _park(self) -> None:
-        """While this process forks: no connection open, nothing being imported (a child
-        would close the connections, which ends MySQL's session for the parent too, and
-        find the module half imported for ever)."""
-        connections.close_all()
-        self._parked.set()
-        self._resumed.wait(PARK_LIMIT)
-
     def before_fork(self) -> None:
-        """Park the thread before this process forks: its posts in flight finish, it gives
-        back what it had not posted yet, and waits for the fork to end. Waits for one
-        post at most; if the thread is not parked by then, the fork goes on without it."""
+        """Park the thread before this process forks: its posts in flight finish, what it
+        has not posted is given back, its connections are closed. Waits for the posts in
+        flight at most (the ``TIMEOUT`` pair, plus a second)."""
         thread = self._thread
-        if thread is None or not thread.is_alive() or self._pid != os.getpid():
+        if (
+            thread is None
+            or not thread.is_alive()
+            or self._pid != os.getpid()
+            # Before Django is ready the thread has not begun; and a thread of the
+            # delivery (the round's own code forking) cannot wait for itself.
+            or not apps.ready_event.is_set()
+            or threading.current_thread() is thread
+            or threading.current_thread().name.startswith(POST_THREADS)
+        ):
             return
-        self._resumed.clear()
-        self._parked.clear()
-        self._forking.set()
-        self._wake.set()
-        if not self._parked.wait(request_seconds() + 1.0):
-            logger.warning("Forking while the delivery thread is still busy")
+        self._fork_gate.enter(self._wake.set, request_seconds() + 1.0)
 
     def after_fork_in_parent(self) -> None:
-        self._forking.clear()
-        self._resumed.set()
+        self._fork_gate.leave()
 
     def _wait(self, sleep: float | None, connected: bool) -> bool:
         """Wait for a wake, or ``sleep`` seconds (None: for ever); the connections
@@ -359,10 +419,10 @@ class ImmediateBackend(BaseBackend):
         when the thread must stop."""
         self._patience = flowdock_settings.REQUEST_YIELD
         self._give_way()
-        return self._stopping.is_set() or self._forking.is_set()
+        return self._stopping.is_set() or self._fork_gate.forking.is_set()
 
     def _give_way(self) -> None:
-        if self._patience > 0 and not (self._stopping.is_set() or self._forking.is_set()):
+        if self._patience > 0 and not (self._stopping.is_set() or self._fork_gate.forking.is_set()):
             started = time.monotonic()
             requests_in_progress.wait_quiet(self._patience)
             self._patience -= time.monotonic() - started
