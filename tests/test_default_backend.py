@@ -133,3 +133,37 @@ def test_saves_that_read_first_succeed_while_the_delivery_thread_writes(sandbox,
         card = Card.objects.create(title=f"Card {number}")  # wakes the delivery thread
         card.tags.add(tag)  # reads the existing rows first, then writes
     assert Card.objects.filter(tags=tag).count() == 10
+
+
+def test_forks_from_two_threads_at_once_find_the_thread_parked_and_lose_no_delivery(
+    sandbox, source, settings, caplog
+):
+    # The at-fork hooks as os.fork() calls them, from two threads while commits wake the
+    # thread: each fork finds it parked (no "still busy" after the wait), and every
+    # round a fork cut short is taken up again before the thread reports idle.
+    settings.FLOWDOCK = {**settings.FLOWDOCK, "API_URL": sandbox.url}
+    backend = get_backend()
+    assert isinstance(backend, ImmediateBackend)
+    Ticket.objects.create(subject="Before the forks")
+    done = threading.Event()
+
+    def fork_again_and_again():
+        while not done.is_set():
+            backend.before_fork()
+            backend.after_fork_in_parent()
+
+    forkers = [threading.Thread(target=fork_again_and_again) for _ in range(2)]
+    for forker in forkers:
+        forker.start()
+    try:
+        for n in range(20):
+            Ticket.objects.create(subject=f"While forking {n}")
+            time.sleep(0.01)
+    finally:
+        done.set()
+        for forker in forkers:
+            forker.join()
+    wait_for_delivery(20)
+    assert not Message.objects.pending().exists()
+    assert len(sandbox.messages()) == 21
+    assert "still busy" not in caplog.text

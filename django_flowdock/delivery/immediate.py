@@ -53,8 +53,8 @@ QUIET = 0.005
 #: that comes soon (a busy site saves again within it): a new PostgreSQL connection
 #: costs a few milliseconds of the web process's time, as much as delivering a message.
 LINGER = 1.0
-#: Longest a parked thread waits for the forks it parked for to end: the hook after a
-#: fork resumes it, this bounds a fork whose hook never came back.
+#: Longest a parked thread waits without any fork ending: the hook after each fork
+#: resumes it, this bounds a fork whose hook never came back.
 PARK_LIMIT = 60.0
 #: First sleep after a round that failed (database restarting, not migrated yet);
 #: doubled after each failure in a row, up to ``POLL_INTERVAL``.
@@ -202,24 +202,24 @@ class ForkGate:
     child for ever: the URLconf, and every request of that child fails)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._changed = threading.Condition(threading.Lock())
         #: The threads forking now (several request threads may fork at once).
         self._forkers: set[int] = set()
+        #: Whether the delivery thread is parked; only that thread clears it.
+        self._parked = False
+        #: Set while a fork is under way (read by the thread without the lock).
         self.forking = threading.Event()
-        self._parked = threading.Event()
-        self._resumed = threading.Event()
 
     def enter(self, wake: Callable[[], None], timeout: float) -> None:
         """Before a fork, in the forking thread: ask the delivery thread to park, and
         wait for it for at most ``timeout`` seconds."""
-        with self._lock:
-            if not self._forkers:
-                self._resumed.clear()
-                self._parked.clear()
-                self.forking.set()
+        with self._changed:
             self._forkers.add(threading.get_ident())
+            self.forking.set()  # before the wake: the thread checks it after each
         wake()
-        if not self._parked.wait(timeout):
+        with self._changed:
+            parked = self._changed.wait_for(lambda: self._parked, timeout)
+        if not parked:
             logger.warning(
                 "Forking while the delivery thread is still busy after %.0fs: the child "
                 "may inherit its database connections",
@@ -229,23 +229,23 @@ class ForkGate:
     def leave(self) -> None:
         """After a fork, in the parent's forking thread: the last fork to end resumes
         the delivery thread."""
-        with self._lock:
+        with self._changed:
             self._forkers.discard(threading.get_ident())
             if not self._forkers:
                 self.forking.clear()
-                self._resumed.set()
+            self._changed.notify_all()
 
     def park(self) -> None:
         """In the delivery thread, its connections closed: wait while forks last."""
-        deadline = time.monotonic() + PARK_LIMIT
-        while self.forking.is_set():
-            # Again at each turn: a fork that begins as the last one ends waits for it.
-            self._parked.set()
-            if not self._resumed.wait(deadline - time.monotonic()):
-                with self._lock:
+        with self._changed:
+            self._parked = True
+            self._changed.notify_all()
+            while self._forkers:
+                if not self._changed.wait(PARK_LIMIT):
+                    # No fork ended for PARK_LIMIT seconds: its hook never came back.
                     self._forkers.clear()
                     self.forking.clear()
-                    self._resumed.set()
+            self._parked = False
 
 
 class ImmediateBackend(BaseBackend):
@@ -273,6 +273,8 @@ class ImmediateBackend(BaseBackend):
         self._dispatched = False
         self._stopping = threading.Event()
         self._fork_gate = ForkGate()
+        #: The thread's round was stopped by a fork, to be taken up again at once.
+        self._cut_short = False
         self._idle = threading.Condition(self._lock)
         self._busy = False
         #: Seconds the thread may still wait for requests before its next post.
@@ -333,25 +335,32 @@ class ImmediateBackend(BaseBackend):
             if self._fork_gate.forking.is_set():
                 connections.close_all()
                 connected = False
-                self._fork_gate.park()
-                with self._lock:
-                    if not self._dispatched:
-                        self._wake.clear()  # only the fork's: back to the wait it cut short
+                while self._fork_gate.forking.is_set():
+                    self._fork_gate.park()
+                    with self._lock:
+                        if not self._dispatched:
+                            self._wake.clear()  # only the fork's: back to the wait it cut
+                    # A fork that began meanwhile set ``forking`` before its wake.
                 if sleep is not None:
                     sleep = max(0.0, sleep - (time.monotonic() - waiting_since))
                 continue
             with self._lock:
                 self._wake.clear()
                 self._dispatched = False
+            self._cut_short = False
             poll = flowdock_settings.POLL_INTERVAL
             try:
                 # Idle, a timeout only looks for work left by other processes.
                 if woken or not idle or _outbox_waiting():
                     with self._giving_way_at_queries():
                         drain(should_stop=self._yield_to_requests)
-                    # Cut short by a fork: the thread parks, then goes on at once.
-                    forking = self._fork_gate.forking.is_set()
-                    until_due = 0.0 if forking else _seconds_until_due()
+                    until_due: float | None = 0.0
+                    if self._cut_short:
+                        # By a fork: the thread parks, then goes on at once, still busy.
+                        with self._lock:
+                            self._dispatched = True
+                    else:
+                        until_due = _seconds_until_due()
                 else:
                     until_due = None
                 idle = until_due is None
@@ -419,7 +428,9 @@ class ImmediateBackend(BaseBackend):
         when the thread must stop."""
         self._patience = flowdock_settings.REQUEST_YIELD
         self._give_way()
-        return self._stopping.is_set() or self._fork_gate.forking.is_set()
+        if self._fork_gate.forking.is_set():
+            self._cut_short = True
+        return self._stopping.is_set() or self._cut_short
 
     def _give_way(self) -> None:
         if self._patience > 0 and not (self._stopping.is_set() or self._fork_gate.forking.is_set()):
