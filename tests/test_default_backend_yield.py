@@ -9,7 +9,7 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 
-from django_flowdock.delivery import get_backend
+from django_flowdock.delivery import get_backend, immediate
 from django_flowdock.delivery.immediate import ImmediateBackend, Requests
 from django_flowdock.models import Message
 from tests.testapp.models import Ticket
@@ -111,6 +111,22 @@ def test_quiet_comes_after_the_last_request_of_every_serving_thread_has_finished
     other.set()
     threads[1].join()
     assert requests.wait_quiet(1)
+
+
+def test_requests_close_together_wait_longer_for_quiet_than_one_after_a_gap(monkeypatch):
+    # Scaled up from milliseconds, so the machine's stalls cannot blur the two.
+    monkeypatch.setattr(immediate, "QUIET", 0.5)
+    monkeypatch.setattr(immediate, "QUIET_AFTER_GAP", 0.05)
+    requests = Requests()
+    requests.started()
+    requests.finished()
+    requests.started()  # at once: the process is busy
+    requests.finished()
+    assert not requests.wait_quiet(0.2)
+    time.sleep(0.6)
+    requests.started()  # after a gap longer than QUIET
+    requests.finished()
+    assert requests.wait_quiet(0.4)
 
 
 def test_request_never_finished_is_forgotten_at_its_threads_next_request():

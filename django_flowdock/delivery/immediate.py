@@ -46,9 +46,13 @@ logger = logging.getLogger("django_flowdock.delivery")
 #: Shortest sleep between rounds, so a message that cannot be taken yet never makes the
 #: thread spin.
 MIN_SLEEP = 0.2
-#: Quiet after a request before the thread goes on: a keep-alive client's next request
-#: (or the next one a sync worker accepts) arrives within a few milliseconds.
+#: Quiet after a request before the thread goes on, while requests come close together:
+#: a keep-alive client's next request (or the next one a sync worker accepts) arrives
+#: within a few milliseconds.
 QUIET = 0.005
+#: The same when the last request came after a longer gap: the next one is likely as far
+#: off, and a round begun at once ends before it comes.
+QUIET_AFTER_GAP = 0.001
 #: Seconds a polling thread keeps its database connections after a round, for a wake
 #: that comes soon (a busy site saves again within it): a new PostgreSQL connection
 #: costs a few milliseconds of the web process's time, as much as delivering a message.
@@ -156,9 +160,13 @@ class Requests:
         self._changed = threading.Condition(threading.Lock())
         self._in_progress: set[int] = set()
         self._last_finished = float("-inf")
+        self._quiet = QUIET_AFTER_GAP
 
     def started(self) -> None:
         with self._changed:
+            if not self._in_progress:
+                gap = time.monotonic() - self._last_finished
+                self._quiet = QUIET if gap < QUIET else QUIET_AFTER_GAP
             self._in_progress.add(threading.get_ident())
 
     def finished(self) -> None:
@@ -168,13 +176,14 @@ class Requests:
             self._changed.notify_all()
 
     def wait_quiet(self, timeout: float) -> bool:
-        """Wait until no request has been in progress for ``QUIET`` seconds, or for
-        ``timeout`` seconds at most; False if it was not quiet by then."""
+        """Wait until no request has been in progress for ``QUIET`` seconds (or
+        ``QUIET_AFTER_GAP`` when the last request came after a gap of ``QUIET`` or more),
+        or for ``timeout`` seconds at most; False if it was not quiet by then."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
                 now = time.monotonic()
-                quiet_at = None if self._in_progress else self._last_finished + QUIET
+                quiet_at = None if self._in_progress else self._last_finished + self._quiet
                 if quiet_at is not None and now >= quiet_at:
                     return True
                 if now >= deadline:
@@ -432,8 +441,12 @@ class ImmediateBackend(BaseBackend):
             self._cut_short = True
         return self._stopping.is_set() or self._cut_short
 
+    def _interrupted(self) -> bool:
+        """The thread must stop, or park for a fork: no more waiting for requests."""
+        return self._stopping.is_set() or self._fork_gate.forking.is_set()
+
     def _give_way(self) -> None:
-        if self._patience > 0 and not (self._stopping.is_set() or self._fork_gate.forking.is_set()):
+        if self._patience > 0 and not self._interrupted():
             started = time.monotonic()
             requests_in_progress.wait_quiet(self._patience)
             self._patience -= time.monotonic() - started
