@@ -7,17 +7,17 @@ For 1k, 10k and 100k pending messages (one source), in three layouts:
 - blocks: N/10 threads of 10 consecutive messages (one message in 10 is deliverable);
 - one thread: a single thread's backlog (only the oldest message is deliverable).
 
-Each layout and size deletes the previous messages and fills the table again (the
-churn of a real outbox; no manual VACUUM or ANALYZE: autovacuum decides), heads marked
-as fan-out marks them. On PostgreSQL the table is ANALYZEd after filling, as
-autovacuum does within a minute of such a change (``--no-analyze`` measures the
-minute before); the dead rows of the deleted messages stay (no VACUUM). Then, untimed,
-``os.sync()``: a claim commits, and a commit's sync to disk would otherwise wait for
-the operating system to write back the pages of the fill just before it (100,000 rows'
-worth against 1,000's), which is the fill's cost, not the claim's (``--no-sync`` keeps
-it in). Each claim is timed, then released (untimed), REPEAT times; the median is
-printed, and the ratio of the largest size to 1k. On PostgreSQL a claim still running
-after TIMEOUT seconds is cancelled and shown as such.
+Each layout and size deletes the previous messages and fills the table again (the churn
+of a real outbox; no manual VACUUM or ANALYZE: autovacuum decides), heads marked as
+fan-out marks them. On PostgreSQL the table is ANALYZEd after filling, as autovacuum
+does within a minute of such a change (``--no-analyze`` measures the minute before); the
+dead rows of the deleted messages stay (no VACUUM). Then, untimed, ``os.sync()`` (Unix;
+PostgreSQL's own buffers are its checkpointer's): a claim commits, and a commit's sync
+to disk would otherwise wait for the operating system to write back the pages of the
+fill just before it (100,000 rows' worth against 1,000's), which is the fill's cost, not
+the claim's (``--no-sync`` keeps it in). Each claim is timed, then released (untimed),
+REPEAT times; the median is printed, and the ratio of the largest size to 1k. On
+PostgreSQL a claim still running after TIMEOUT seconds is cancelled and shown as such.
 Run: ``.venv/bin/python -m benchmarks.claim_cost [MAX_PENDING] [--no-analyze]
 [--no-sync]``; set ``DATABASE_URL`` for PostgreSQL (see ``setup_django``).
 """

@@ -129,6 +129,29 @@ def test_requests_close_together_wait_longer_for_quiet_than_one_after_a_gap(monk
     assert requests.wait_quiet(0.4)
 
 
+def test_requests_that_overlap_after_a_gap_wait_the_longer_quiet(monkeypatch):
+    monkeypatch.setattr(immediate, "QUIET", 0.5)
+    monkeypatch.setattr(immediate, "QUIET_AFTER_GAP", 0.05)
+    requests = Requests()
+    serving, done = threading.Event(), threading.Event()
+
+    def serve() -> None:
+        requests.started()  # after a gap longer than QUIET
+        serving.set()
+        done.wait()
+        requests.finished()
+
+    time.sleep(0.6)
+    first = threading.Thread(target=serve)
+    first.start()
+    serving.wait()
+    requests.started()  # another serving thread, while the first still serves
+    done.set()
+    first.join()
+    requests.finished()
+    assert not requests.wait_quiet(0.2)
+
+
 def test_request_never_finished_is_forgotten_at_its_threads_next_request():
     # A response never closed sends no request_finished; the serving thread's next
     # request replaces it instead of counting twice.

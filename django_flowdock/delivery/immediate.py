@@ -50,8 +50,9 @@ MIN_SLEEP = 0.2
 #: a keep-alive client's next request (or the next one a sync worker accepts) arrives
 #: within a few milliseconds.
 QUIET = 0.005
-#: The same when the last request came after a longer gap: the next one is likely as far
-#: off, and a round begun at once ends before it comes.
+#: The quiet waited for after a request that started alone, ``QUIET`` or more after
+#: the last one finished: the next one is likely as far off, and a round begun at once
+#: ends before it comes.
 QUIET_AFTER_GAP = 0.001
 #: Seconds a polling thread keeps its database connections after a round, for a wake
 #: that comes soon (a busy site saves again within it): a new PostgreSQL connection
@@ -163,11 +164,14 @@ class Requests:
         self._quiet = QUIET_AFTER_GAP
 
     def started(self) -> None:
+        me = threading.get_ident()
         with self._changed:
-            if not self._in_progress:
-                gap = time.monotonic() - self._last_finished
-                self._quiet = QUIET if gap < QUIET else QUIET_AFTER_GAP
-            self._in_progress.add(threading.get_ident())
+            # Overlapping requests mean a busy process (a stale entry of this thread's
+            # own, whose response was never closed, does not count).
+            alone = not self._in_progress - {me}
+            gap = time.monotonic() - self._last_finished
+            self._quiet = QUIET_AFTER_GAP if alone and gap >= QUIET else QUIET
+            self._in_progress.add(me)
 
     def finished(self) -> None:
         with self._changed:
@@ -177,8 +181,9 @@ class Requests:
 
     def wait_quiet(self, timeout: float) -> bool:
         """Wait until no request has been in progress for ``QUIET`` seconds (or
-        ``QUIET_AFTER_GAP`` when the last request came after a gap of ``QUIET`` or more),
-        or for ``timeout`` seconds at most; False if it was not quiet by then."""
+        ``QUIET_AFTER_GAP`` when the last request started alone, ``QUIET`` or more after
+        the one before finished), or for ``timeout`` seconds at most; False if it was not
+        quiet by then."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
