@@ -399,9 +399,10 @@ def record_all(items: list[tuple[Attempt, bool]], clock: Clock) -> list[bool]:
     claim, in one transaction; then their effects and public signals. Returns, for
     each, False when its claim had been lost (that outcome is dropped)."""
     using = router.db_for_write(Message)
-    # SQLite writes each outcome in one statement, so one alone needs no transaction;
-    # several share one commit (and its sync to disk).
-    alone = len(items) == 1 and connections[using].vendor == "sqlite"
+    # Where an outcome is written in one query (SQLite's one statement, psycopg's two
+    # statements sent together), one alone needs no transaction; several share one
+    # commit (and its sync to disk).
+    alone = len(items) == 1 and _one_query(connections[using])
     together = contextlib.nullcontext() if alone else transaction.atomic(using=using)
     with together:
         written = [
@@ -534,6 +535,19 @@ def _write_outcome(message: Message, fields: dict[str, Any], *, ended: bool) -> 
             return cursor.rowcount > 0
         # The outcome first: its row lock makes a fan-out adding to the line wait, or
         # wait for it; the head's hand-over then reads the line afresh.
+        if _one_query(connection):
+            # One round trip instead of four (BEGIN, two statements, COMMIT): a query
+            # of several statements is one transaction, and each statement still reads
+            # a snapshot of its own. The hand-over is skipped when the outcome was not
+            # ours and the message is still pending (a newer claim holds it).
+            sets = ", ".join(f"{column} = %s" for column in columns)
+            cursor.execute(
+                f"UPDATE {table} SET {sets} WHERE {fenced}; "  # noqa: S608
+                f"UPDATE {table} SET head = %s WHERE id = ({next_in_line}) "
+                f"AND NOT EXISTS (SELECT 1 FROM {table} WHERE id = %s AND state = %s)",
+                [*values, *fence, True, *line, message.pk, Message.State.PENDING],
+            )
+            return cursor.rowcount > 0  # psycopg counts the first statement's rows
         with transaction.atomic(using=using, savepoint=False):
             sets = ", ".join(f"{column} = %s" for column in columns)
             cursor.execute(f"UPDATE {table} SET {sets} WHERE {fenced}", [*values, *fence])  # noqa: S608
@@ -553,6 +567,19 @@ def _write_outcome(message: Message, fields: dict[str, Any], *, ended: bool) -> 
                         [True, following[0]],
                     )
     return True
+
+
+def _one_query(connection: Any) -> bool:
+    """Whether an ended outcome and its head's hand-over are written in one query:
+    SQLite's single statement, or psycopg 3 binding on the client (the default), which
+    sends several statements at once and counts the first one's rows."""
+    if connection.vendor == "sqlite":
+        return True
+    return (
+        connection.vendor == "postgresql"
+        and connection.Database.__name__ == "psycopg"
+        and not connection.settings_dict["OPTIONS"].get("server_side_binding")
+    )
 
 
 def hold(message: Message, error: Any, now: datetime) -> None:

@@ -410,15 +410,34 @@ def _write(
             return False
         _mark_heads(rows, using)
         Message.objects.using(using).bulk_create(rows)
-        Change.objects.using(using).filter(pk__in=pks).exclude(pk__in=failed).update(
-            fanned_out=True
-        )
-        described = [item.change for item, _m in queued if item.change.described]
-        if described:
-            Change.objects.using(using).bulk_update(described, ["described"])
+        described = {item.change.pk: item.change.described for item, _m in queued}
+        _mark_fanned_out([pk for pk in pks if pk not in failed], described, using)
         for pk, error in failed.items():
             Change.objects.using(using).filter(pk=pk).update(fanned_out=True, error=error)
     return True
+
+
+def _mark_fanned_out(pks: list[int], described: dict[int, str], using: str) -> None:
+    """Mark changes fanned out, each update with what it changed, in one statement (per
+    chunk of the database's parameter limit). Plain SQL: the ORM's ``bulk_update``
+    spends more building its ``CASE`` than the database spends running it."""
+    connection = connections[using]
+    quote, opts = connection.ops.quote_name, Change._meta
+    table, pk = quote(opts.db_table), quote(opts.pk.column)
+    fanned_out, text = (quote(opts.get_field(name).column) for name in ("fanned_out", "described"))
+    # Up to three parameters an id: the CASE's WHEN and THEN, and the IN list.
+    size = max(1, connection.ops.bulk_batch_size(["when", "then", "in"], pks))
+    with connection.cursor() as cursor:
+        for start in range(0, len(pks), size):
+            chunk = pks[start : start + size]
+            cases = [(p, described[p]) for p in chunk if described.get(p)]
+            sets, params = f"{fanned_out} = %s", [True]
+            if cases:
+                whens = " ".join(["WHEN %s THEN %s"] * len(cases))
+                sets += f", {text} = CASE {pk} {whens} ELSE {text} END"
+                params += [value for case in cases for value in case]
+            ids = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"UPDATE {table} SET {sets} WHERE {pk} IN ({ids})", [*params, *chunk])  # noqa: S608
 
 
 def _mark_heads(rows: list[Message], using: str) -> None:
