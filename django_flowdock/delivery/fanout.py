@@ -423,15 +423,17 @@ def _mark_fanned_out(pks: list[int], described: dict[int, str], using: str) -> N
     spends more building its ``CASE`` than the database spends running it."""
     connection = connections[using]
     quote, opts = connection.ops.quote_name, Change._meta
-    table, pk = quote(opts.db_table), quote(opts.pk.column)
-    fanned_out, text = (quote(opts.get_field(name).column) for name in ("fanned_out", "described"))
+    columns = {f.name: str(f.column) for f in opts.concrete_fields}
+    table, pk = quote(opts.db_table), quote(columns[opts.pk.name])
+    fanned_out, text = quote(columns["fanned_out"]), quote(columns["described"])
     # Up to three parameters an id: the CASE's WHEN and THEN, and the IN list.
     size = max(1, connection.ops.bulk_batch_size(["when", "then", "in"], pks))
     with connection.cursor() as cursor:
         for start in range(0, len(pks), size):
             chunk = pks[start : start + size]
             cases = [(p, described[p]) for p in chunk if described.get(p)]
-            sets, params = f"{fanned_out} = %s", [True]
+            sets = f"{fanned_out} = %s"
+            params: list[Any] = [True]
             if cases:
                 whens = " ".join(["WHEN %s THEN %s"] * len(cases))
                 sets += f", {text} = CASE {pk} {whens} ELSE {text} END"
