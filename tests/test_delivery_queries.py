@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from django_flowdock.delivery.engine import drain
 from django_flowdock.delivery.fanout import fan_out
-from django_flowdock.models import Message, Source
+from django_flowdock.models import Change, Message, Source
 from tests.testapp.models import Card, Project, Tag, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -166,3 +166,23 @@ def test_the_next_round_is_claimed_while_the_last_posts_of_a_round_are_in_flight
     # would empty at the end of each round if claims waited for their last answers).
     assert most_in_flight(local_api.requests) > 2
     assert set(Message.objects.values_list("state", flat=True)) == {"sent"}
+
+
+def test_a_batch_past_the_databases_parameter_limit_is_marked_done_with_what_changed(
+    worker_delivery,
+):
+    made = [Ticket.objects.create(subject=f"Ticket {n}") for n in range(400)]
+    Source.objects.create(name="Everything", flow_token="all-token")
+    for ticket in made:
+        ticket.subject = f"Renamed {ticket.pk}"
+        ticket.save()
+
+    # 400 updates need 1,200 parameters to mark done: past SQLite's 999, so in chunks.
+    assert fan_out(limit=1000) == 800
+
+    assert not Change.objects.filter(fanned_out=False).exists()
+    updates = Change.objects.filter(event=Change.Event.UPDATED)
+    described = dict(updates.values_list("object_pk", "described"))
+    assert len(described) == 400
+    for pk, text in described.items():
+        assert f"Renamed {pk}" in text, (pk, text)
