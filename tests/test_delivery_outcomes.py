@@ -71,13 +71,35 @@ def test_an_outcome_whose_claim_was_taken_over_is_dropped_and_hands_nothing_on(w
     assert not second.head
 
 
-def test_an_outcome_dropped_after_another_drain_sent_the_message_leaves_one_head(way):
-    first, second = line_of_two()
-    # Another drain sent it and handed the head on before this outcome came.
+def test_an_outcome_dropped_after_another_drain_sent_the_message_writes_nothing(way):
+    first, _second = line_of_two()
+    # Another drain sent it; its hand-over of the head is not written yet.
     Message.objects.filter(pk=first.pk).update(state="sent", head=False, claim_token="")
-    Message.objects.filter(pk=second.pk).update(head=True)
 
     assert engine.record_all([(sent(first), False)], Clock.of("default")) == [False]
+
+    # The hand-over is the other drain's to write: a stale outcome, whose head handing
+    # is read from an older view of the line, writes no head at all.
+    assert list(Message.objects.order_by("pk").values_list("state", "head")) == [
+        ("sent", False),
+        ("pending", False),
+    ]
+
+
+def test_a_psycopg_connection_binding_on_the_server_writes_outcomes_in_a_transaction(
+    worker_delivery,
+):
+    if connection.vendor != "postgresql" or connection.Database.__name__ != "psycopg":
+        pytest.skip("psycopg 3 cursors binding on the server (OPTIONS server_side_binding)")
+    first, _second = line_of_two()
+    raw = connection.connection
+    default = raw.cursor_factory
+    raw.cursor_factory = connection.Database.Cursor  # what server_side_binding uses
+    try:
+        assert not engine._one_query(connection)
+        assert engine.record_all([(sent(first), False)], Clock.of("default")) == [True]
+    finally:
+        raw.cursor_factory = default
 
     assert list(Message.objects.order_by("pk").values_list("state", "head")) == [
         ("sent", False),

@@ -1,6 +1,8 @@
 """Delivery reads in batches: its statements grow with the models and sources involved,
 not with the number of changes or messages."""
 
+import sqlite3
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -173,12 +175,26 @@ def test_a_batch_past_the_databases_parameter_limit_is_marked_done_with_what_cha
 ):
     made = [Ticket.objects.create(subject=f"Ticket {n}") for n in range(400)]
     Source.objects.create(name="Everything", flow_token="all-token")
+    while fan_out():
+        pass
     for ticket in made:
         ticket.subject = f"Renamed {ticket.pk}"
         ticket.save()
 
-    # 400 updates need 1,200 parameters to mark done: past SQLite's 999, so in chunks.
-    assert fan_out(limit=1000) == 800
+    limit = connection.features.max_query_params
+    if connection.vendor == "sqlite":
+        # Hold SQLite to the limit Django works with (999 before Django 6.0).
+        connection.ensure_connection()
+        raw = connection.connection
+        compiled = raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+
+    # 400 updates need 1,201 parameters to mark done: past 999, so in chunks.
+    try:
+        with CaptureQueriesContext(connection) as captured:
+            assert fan_out(limit=1000) == 400
+    finally:
+        if connection.vendor == "sqlite":
+            raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, compiled)
 
     assert not Change.objects.filter(fanned_out=False).exists()
     updates = Change.objects.filter(event=Change.Event.UPDATED)
@@ -186,3 +202,9 @@ def test_a_batch_past_the_databases_parameter_limit_is_marked_done_with_what_cha
     assert len(described) == 400
     for pk, text in described.items():
         assert f"Renamed {pk}" in text, (pk, text)
+    marked = [
+        q
+        for q in captured.captured_queries
+        if q["sql"].startswith("UPDATE") and "fanned_out" in q["sql"].split(" WHERE ")[0]
+    ]
+    assert len(marked) == (-(-400 // ((limit - 1) // 3)) if limit else 1), statements(captured)

@@ -534,18 +534,24 @@ def _write_outcome(message: Message, fields: dict[str, Any], *, ended: bool) -> 
             )
             return cursor.rowcount > 0
         # The outcome first: its row lock makes a fan-out adding to the line wait, or
-        # wait for it; the head's hand-over then reads the line afresh.
+        # wait for it; the head's hand-over then reads the line afresh (and checks the
+        # next in line is still pending once it has its row lock).
+        hand_over = f"UPDATE {table} SET head = %s WHERE id = ({next_in_line}) AND state = %s"  # noqa: S608
+        pending = Message.State.PENDING
         if _one_query(connection):
-            # One round trip instead of four (BEGIN, two statements, COMMIT): a query
-            # of several statements is one transaction, and each statement still reads
-            # a snapshot of its own. The hand-over is skipped when the outcome was not
-            # ours and the message is still pending (a newer claim holds it).
-            sets = ", ".join(f"{column} = %s" for column in columns)
+            # One round trip instead of four (BEGIN, the statements, COMMIT): a query of
+            # several statements is one transaction, and each statement still reads a
+            # snapshot of its own. The outcome keeps the claim token until the head is
+            # handed on, so that the hand-over happens only when the outcome was ours.
+            kept = [
+                (c, v) for c, v in zip(columns, values, strict=True) if c != quote("claim_token")
+            ]
+            sets = ", ".join(f"{column} = %s" for column, _value in kept)
             cursor.execute(
                 f"UPDATE {table} SET {sets} WHERE {fenced}; "  # noqa: S608
-                f"UPDATE {table} SET head = %s WHERE id = ({next_in_line}) "
-                f"AND NOT EXISTS (SELECT 1 FROM {table} WHERE id = %s AND state = %s)",
-                [*values, *fence, True, *line, message.pk, Message.State.PENDING],
+                f"{hand_over} AND EXISTS (SELECT 1 FROM {table} WHERE {fenced} AND state <> %s); "
+                f"UPDATE {table} SET claim_token = '' WHERE {fenced}",
+                [*(v for _c, v in kept), *fence, True, *line, pending, *fence, pending, *fence],
             )
             return cursor.rowcount > 0  # psycopg counts the first statement's rows
         with transaction.atomic(using=using, savepoint=False):
@@ -554,31 +560,31 @@ def _write_outcome(message: Message, fields: dict[str, Any], *, ended: bool) -> 
             if cursor.rowcount == 0:
                 return False
             if connection.features.update_can_self_select:
-                cursor.execute(
-                    f"UPDATE {table} SET head = %s WHERE id = ({next_in_line})",  # noqa: S608
-                    [True, *line],
-                )
+                cursor.execute(hand_over, [True, *line, pending])
             else:  # MySQL and MariaDB cannot read the table an UPDATE writes
                 cursor.execute(next_in_line, line)
                 following = cursor.fetchone()
                 if following:
                     cursor.execute(
-                        f"UPDATE {table} SET head = %s WHERE id = %s",  # noqa: S608
-                        [True, following[0]],
+                        f"UPDATE {table} SET head = %s WHERE id = %s AND state = %s",  # noqa: S608
+                        [True, following[0], pending],
                     )
     return True
 
 
 def _one_query(connection: Any) -> bool:
     """Whether an ended outcome and its head's hand-over are written in one query:
-    SQLite's single statement, or psycopg 3 binding on the client (the default), which
-    sends several statements at once and counts the first one's rows."""
+    SQLite's single statement, or psycopg 3 cursors binding on the client (Django's
+    default), which send several statements at once and count the first one's rows.
+    Server-side binding, a project's own ``cursor_factory`` and pipeline mode cannot."""
     if connection.vendor == "sqlite":
         return True
-    return (
-        connection.vendor == "postgresql"
-        and connection.Database.__name__ == "psycopg"
-        and not connection.settings_dict["OPTIONS"].get("server_side_binding")
+    if connection.vendor != "postgresql" or connection.Database.__name__ != "psycopg":
+        return False
+    connection.ensure_connection()
+    raw = connection.connection
+    return issubclass(raw.cursor_factory, connection.Database.ClientCursor) and not (
+        raw.pgconn.pipeline_status
     )
 
 

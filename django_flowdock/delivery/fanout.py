@@ -426,8 +426,9 @@ def _mark_fanned_out(pks: list[int], described: dict[int, str], using: str) -> N
     columns = {f.name: str(f.column) for f in opts.concrete_fields}
     table, pk = quote(opts.db_table), quote(columns[opts.pk.name])
     fanned_out, text = quote(columns["fanned_out"]), quote(columns["described"])
-    # Up to three parameters an id: the CASE's WHEN and THEN, and the IN list.
-    size = max(1, connection.ops.bulk_batch_size(["when", "then", "in"], pks))
+    # One parameter, and up to three an id: the CASE's WHEN and THEN, and the IN list
+    # (PostgreSQL has no limit Django knows of; binding on the server has one).
+    size = max(1, ((connection.features.max_query_params or 3001) - 1) // 3)
     with connection.cursor() as cursor:
         for start in range(0, len(pks), size):
             chunk = pks[start : start + size]
