@@ -399,7 +399,7 @@ def record_all(items: list[tuple[Attempt, bool]], clock: Clock) -> list[bool]:
     claim, in one transaction; then their effects and public signals. Returns, for
     each, False when its claim had been lost (that outcome is dropped)."""
     using = router.db_for_write(Message)
-    # Where an outcome is written in one query (SQLite's one statement, psycopg's two
+    # Where an outcome is written in one query (SQLite's one statement, psycopg's
     # statements sent together), one alone needs no transaction; several share one
     # commit (and its sync to disk).
     alone = len(items) == 1 and _one_query(connections[using])
