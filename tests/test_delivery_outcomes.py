@@ -89,12 +89,14 @@ def test_an_outcome_dropped_after_another_drain_sent_the_message_writes_nothing(
 def test_a_psycopg_connection_binding_on_the_server_writes_outcomes_in_a_transaction(
     worker_delivery,
 ):
-    if connection.vendor != "postgresql" or connection.Database.__name__ != "psycopg":
+    connection.ensure_connection()
+    psycopg = pytest.importorskip("psycopg")
+    if not isinstance(connection.connection, psycopg.Connection):
         pytest.skip("psycopg 3 cursors binding on the server (OPTIONS server_side_binding)")
     first, _second = line_of_two()
     raw = connection.connection
     default = raw.cursor_factory
-    raw.cursor_factory = connection.Database.Cursor  # what server_side_binding uses
+    raw.cursor_factory = psycopg.Cursor  # what server_side_binding uses
     try:
         assert not engine._one_query(connection)
         assert engine.record_all([(sent(first), False)], Clock.of("default")) == [True]

@@ -579,12 +579,18 @@ def _one_query(connection: Any) -> bool:
     Server-side binding, a project's own ``cursor_factory`` and pipeline mode cannot."""
     if connection.vendor == "sqlite":
         return True
-    if connection.vendor != "postgresql" or connection.Database.__name__ != "psycopg":
+    if connection.vendor != "postgresql":
+        return False
+    try:
+        import psycopg
+    except ImportError:  # psycopg2
         return False
     connection.ensure_connection()
     raw = connection.connection
-    return issubclass(raw.cursor_factory, connection.Database.ClientCursor) and not (
-        raw.pgconn.pipeline_status
+    return (
+        isinstance(raw, psycopg.Connection)
+        and issubclass(raw.cursor_factory, psycopg.ClientCursor)
+        and not raw.pgconn.pipeline_status
     )
 
 
