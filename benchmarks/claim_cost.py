@@ -18,6 +18,9 @@ fill just before it (100,000 rows' worth against 1,000's), which is the fill's c
 the claim's (``--no-sync`` keeps it in). Each claim is timed, then released (untimed),
 REPEAT times; the median is printed, and the ratio of the largest size to 1k. On
 PostgreSQL a claim still running after TIMEOUT seconds is cancelled and shown as such.
+A second table times the delivery loops' check of the lines (``lines.repair_lines()``,
+run by each delivery loop every ``CHECK_SECONDS``) on the same tables, median of
+CHECKS runs.
 Run: ``.venv/bin/python -m benchmarks.claim_cost [MAX_PENDING] [--no-analyze]
 [--no-sync]``; set ``DATABASE_URL`` for PostgreSQL (see ``setup_django``).
 """
@@ -32,6 +35,7 @@ import time
 from benchmarks.setup_django import setup
 
 REPEAT = 7
+CHECKS = 3
 #: PostgreSQL only: a claim still running after this many seconds is cancelled.
 TIMEOUT = 20
 LAYOUTS = {
@@ -46,6 +50,7 @@ def main(largest: int, analyze: bool = True, sync: bool = True) -> None:
     from django.db import OperationalError, connection
 
     from django_flowdock.delivery.engine import claim, release
+    from django_flowdock.delivery.lines import CHECK_SECONDS, repair_lines
     from django_flowdock.models import Message, Source
 
     source = Source.objects.create(name="Bench", flow_token="bench-token")
@@ -55,6 +60,7 @@ def main(largest: int, analyze: bool = True, sync: bool = True) -> None:
     sizes = [n for n in (1_000, 10_000, 100_000) if n <= largest]
     rows: dict[str, list[str]] = {layout: [] for layout in LAYOUTS}
     medians: dict[str, list[float]] = {layout: [] for layout in LAYOUTS}
+    checks: dict[str, list[str]] = {layout: [] for layout in LAYOUTS}
     for n in sizes:
         for layout, thread_of in LAYOUTS.items():
             Message.objects.all().delete()
@@ -77,6 +83,12 @@ def main(largest: int, analyze: bool = True, sync: bool = True) -> None:
                     cursor.execute(f"ANALYZE {Message._meta.db_table}")
             if sync:
                 os.sync()
+            checked = []
+            for _ in range(CHECKS):
+                started = time.perf_counter()
+                assert repair_lines() == 0
+                checked.append(time.perf_counter() - started)
+            checks[layout].append(f"{statistics.median(checked) * 1000:.1f} ms")
             timings, claimed = [], 0
             try:
                 for _ in range(REPEAT):
@@ -100,6 +112,11 @@ def main(largest: int, analyze: bool = True, sync: bool = True) -> None:
     for layout, cells in rows.items():
         ratio = medians[layout][-1] / medians[layout][0]
         print(f"| {layout} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+    print(f"\nthe lines' check (every {CHECK_SECONDS:.0f} s per delivery loop), median of {CHECKS}")
+    print("| layout | " + " | ".join(f"{n:,} pending" for n in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for layout, cells in checks.items():
+        print(f"| {layout} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

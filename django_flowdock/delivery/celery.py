@@ -16,12 +16,14 @@ from django_flowdock.conf import flowdock_settings
 from django_flowdock.delivery.base import BaseBackend
 from django_flowdock.delivery.engine import drain
 from django_flowdock.delivery.follow_up import next_run
+from django_flowdock.delivery.lines import check_lines
 
 
 @shared_task(name="django_flowdock.delivery.celery.drain_outbox", ignore_result=True)
 def drain_outbox() -> dict[str, int]:
     """Deliver deliverable messages, at most ``TASK_DRAIN_LIMIT`` per run."""
     limit = flowdock_settings.TASK_DRAIN_LIMIT
+    check_lines()
     result = drain(limit=limit)
     when = next_run(result, limit)
     if when is not None:

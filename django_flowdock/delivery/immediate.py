@@ -38,6 +38,7 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_flowdock.conf import flowdock_settings
 from django_flowdock.delivery.base import BaseBackend
 from django_flowdock.delivery.engine import POST_THREADS, drain, request_seconds
+from django_flowdock.delivery.lines import check_lines
 from django_flowdock.exceptions import FlowdockConfigurationError
 from django_flowdock.models import Change, Message
 
@@ -367,6 +368,7 @@ class ImmediateBackend(BaseBackend):
                 # Idle, a timeout only looks for work left by other processes.
                 if woken or not idle or _outbox_waiting():
                     with self._giving_way_at_queries():
+                        check_lines()
                         drain(should_stop=self._yield_to_requests)
                     until_due: float | None = 0.0
                     if self._cut_short:

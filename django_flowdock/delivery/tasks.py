@@ -16,6 +16,7 @@ from django_flowdock.conf import flowdock_settings
 from django_flowdock.delivery.base import BaseBackend
 from django_flowdock.delivery.engine import DrainResult, drain
 from django_flowdock.delivery.follow_up import next_run
+from django_flowdock.delivery.lines import check_lines
 
 try:
     from django.tasks import task
@@ -28,6 +29,7 @@ def drain_outbox() -> dict[str, int]:
     """Deliver deliverable messages, handing over to a new task after
     ``TASK_DRAIN_LIMIT`` so one run does not hold a task worker for long."""
     limit = flowdock_settings.TASK_DRAIN_LIMIT
+    check_lines()
     can_defer = drain_outbox.get_backend().supports_defer
     total = DrainResult()
     while True:

@@ -11,6 +11,7 @@ from django.db import connections
 
 from django_flowdock.delivery.base import BaseBackend
 from django_flowdock.delivery.engine import DrainResult, drain
+from django_flowdock.delivery.lines import check_lines
 
 logger = logging.getLogger("django_flowdock.worker")
 
@@ -127,6 +128,7 @@ class Worker:
                 break
             close_old_connections()
             try:
+                check_lines()
                 round_result = drain(limit=limit, should_stop=self.stopping.is_set)
             except ImproperlyConfigured as exc:
                 # Retrying cannot fix the configuration: stop, and let the command fail.
