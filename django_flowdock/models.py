@@ -298,13 +298,21 @@ class MessageQuerySet(models.QuerySet["Message"]):
     def refresh_heads(self) -> int:
         """Mark the first pending message of each line (source and thread) that this
         queryset's messages belong to as its head, and no other; return the number of
-        lines. For the rare writes that make a message pending, or end
-        several at once (retry, expiry); fan-out and each outcome keep the marker
-        themselves."""
+        lines whose marker this moved. A line whose head a worker holds is left as it
+        is: moving the mark would let a second message of the thread go out while that
+        one is in flight, and its outcome hands the head to the first pending message
+        anyway. For the rare writes that make a message pending, or end several at
+        once (retry, expiry, the delivery loops' check); fan-out and each outcome keep
+        the marker themselves."""
         from django_flowdock.delivery.fanout import take_write_lock
+        from django_flowdock.delivery.leases import Clock
 
         using = router.db_for_write(Message)
         lines = set(self.values_list("source_id", "thread_key").order_by().distinct())
+        if not lines:
+            return 0
+        clock = Clock.of(using)
+        moved = 0
         for source_id, thread_key in lines:
             line = Message.objects.using(using).filter(
                 source_id=source_id, thread_key=thread_key, state=Message.State.PENDING
@@ -313,16 +321,18 @@ class MessageQuerySet(models.QuerySet["Message"]):
             # the head on) waits for this, or this reads what it wrote.
             with transaction.atomic(using=using):
                 if connections[using].features.has_select_for_update:
-                    pending = list(line.select_for_update().values_list("pk", flat=True))
+                    locked = line.select_for_update()
                 else:
                     take_write_lock(using, Message)
-                    pending = list(line.values_list("pk", flat=True))
-                if not pending:
+                    locked = line
+                pending = list(locked.values_list("pk", "head", "claimed_until"))
+                now = clock.now()
+                if not pending or any(h and c and c > now for _pk, h, c in pending):
                     continue
-                first = min(pending)
-                line.filter(head=True).exclude(pk=first).update(head=False)
-                line.filter(pk=first, head=False).update(head=True)
-        return len(lines)
+                first = min(pk for pk, _head, _claimed in pending)
+                others = line.filter(head=True).exclude(pk=first).update(head=False)
+                moved += bool(others + line.filter(pk=first, head=False).update(head=True))
+        return moved
 
     def deliverable(self, now: datetime | None = None) -> MessageQuerySet:
         """Due messages that are first in line for their thread and source: an earlier

@@ -46,6 +46,7 @@ from django_flowdock.conf import flowdock_settings
 from django_flowdock.context import delivering
 from django_flowdock.delivery.fanout import fan_out, load, take_write_lock
 from django_flowdock.delivery.leases import Clock, Lease
+from django_flowdock.delivery.lines import read_committed
 from django_flowdock.delivery.loading import Objects
 from django_flowdock.exceptions import (
     FlowdockError,
@@ -403,7 +404,7 @@ def record_all(items: list[tuple[Attempt, bool]], clock: Clock) -> list[bool]:
     # statements sent together), one alone needs no transaction; several share one
     # commit (and its sync to disk).
     alone = len(items) == 1 and _one_query(connections[using])
-    together = contextlib.nullcontext() if alone else transaction.atomic(using=using)
+    together = contextlib.nullcontext() if alone else read_committed(using, savepoint=True)
     with together:
         written = [
             _write_outcome(item.message, _outcome_fields(item), ended=item.outcome != RETRYING)
@@ -554,7 +555,7 @@ def _write_outcome(message: Message, fields: dict[str, Any], *, ended: bool) -> 
                 [*(v for _c, v in kept), *fence, True, *line, pending, *fence, pending, *fence],
             )
             return cursor.rowcount > 0  # psycopg counts the first statement's rows
-        with transaction.atomic(using=using, savepoint=False):
+        with read_committed(using, savepoint=False):
             sets = ", ".join(f"{column} = %s" for column in columns)
             cursor.execute(f"UPDATE {table} SET {sets} WHERE {fenced}", [*values, *fence])  # noqa: S608
             if cursor.rowcount == 0:

@@ -41,6 +41,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError, connections, models, router, transaction
 
+from django_flowdock.delivery.lines import read_committed
 from django_flowdock.delivery.loading import Objects
 from django_flowdock.models import Change, Message, Source
 from django_flowdock.signals import message_queued, send_robust
@@ -401,7 +402,7 @@ def _write(
     any of them first (then nothing is written: its messages stand)."""
     pks = [c.pk for c in changes]
     rows = [m for _item, messages in queued for m in messages]
-    with transaction.atomic(using=using, savepoint=False):
+    with read_committed(using, savepoint=False):
         still = Change.objects.using(using).filter(pk__in=pks, fanned_out=False)
         if connections[using].features.has_select_for_update:
             # Not skip_locked: a second writer waits, then finds the batch written.
