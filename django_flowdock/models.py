@@ -300,8 +300,9 @@ class MessageQuerySet(models.QuerySet["Message"]):
         queryset's messages belong to as its head, and no other; return the number of
         lines whose marker this moved. A line whose head a worker holds is left as it
         is: moving the mark would let a second message of the thread go out while that
-        one is in flight, and its outcome hands the head to the first pending message
-        anyway. For the rare writes that make a message pending, or end several at
+        one is in flight; its outcome hands the head to the first pending message (a
+        retry outcome included), and a lease that runs out leaves it to the delivery
+        loops' check. For the rare writes that make a message pending, or end several at
         once (retry, expiry, the delivery loops' check); fan-out and each outcome keep
         the marker themselves."""
         from django_flowdock.delivery.fanout import take_write_lock

@@ -513,7 +513,16 @@ def _write_outcome(message: Message, fields: dict[str, Any], *, ended: bool) -> 
         if not ended:
             sets = ", ".join(f"{column} = %s" for column in columns)
             cursor.execute(f"UPDATE {table} SET {sets} WHERE {fenced}", [*values, *fence])  # noqa: S608
-            return cursor.rowcount > 0
+            if cursor.rowcount == 0:
+                return False
+            # An earlier message made pending again (retry()) while this one was in
+            # flight waited for it to land (see refresh_heads); now it goes first.
+            line_qs = Message.objects.using(using).filter(
+                source_id=message.source_id, thread_key=message.thread_key
+            )
+            if line_qs.pending().filter(pk__lt=message.pk).exists():
+                line_qs.filter(pk=message.pk).refresh_heads()
+            return True
         if connection.vendor == "sqlite":
             # One statement (SQLite has one writer, and a statement is atomic): the
             # outcome, and the head for the next in line if the claim was ours.
@@ -555,7 +564,7 @@ def _write_outcome(message: Message, fields: dict[str, Any], *, ended: bool) -> 
                 [*(v for _c, v in kept), *fence, True, *line, pending, *fence, pending, *fence],
             )
             return cursor.rowcount > 0  # psycopg counts the first statement's rows
-        with read_committed(using, savepoint=False):
+        with transaction.atomic(using=using, savepoint=False):
             sets = ", ".join(f"{column} = %s" for column in columns)
             cursor.execute(f"UPDATE {table} SET {sets} WHERE {fenced}", [*values, *fence])  # noqa: S608
             if cursor.rowcount == 0:

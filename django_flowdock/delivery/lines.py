@@ -43,7 +43,8 @@ def read_committed(using: str, *, savepoint: bool) -> Iterator[None]:
     REPEATABLE READ would read the transaction's first snapshot and miss what the other
     side wrote meanwhile (SERIALIZABLE would abort instead)."""
     connection = connections[using]
-    outermost = not connection.in_atomic_block
+    # Inside a caller's transaction it is too late to switch: its level applies.
+    outermost = not connection.in_atomic_block and connection.get_autocommit()
     with transaction.atomic(using=using, savepoint=savepoint):
         if outermost and _above_read_committed(connection):
             with connection.cursor() as cursor:
