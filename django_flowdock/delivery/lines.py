@@ -91,8 +91,8 @@ def repair_lines() -> int:
     if repaired:
         logger.warning(
             "%d Flowdock message lines did not have their first pending message as their "
-            "only head; now they do (a message row edited by hand, or outcomes written "
-            "under REPEATABLE READ, can cause this): %s",
+            "only head; now they do (a message row edited by hand, or a database whose "
+            "default isolation is stricter than READ COMMITTED, can cause this): %s",
             len(repaired),
             ", ".join(f"source {s} thread {t!r} ({h} heads)" for s, t, h in repaired[:10]),
         )
