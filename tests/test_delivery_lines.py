@@ -17,6 +17,7 @@ from django_flowdock.delivery.fanout import fan_out
 from django_flowdock.delivery.worker import Worker
 from django_flowdock.models import Message
 from django_flowdock.testing import wait_for_delivery
+from tests.test_delivery_outcomes import sent
 from tests.testapp.models import Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -73,62 +74,64 @@ def test_an_earlier_message_re_queued_by_hand_behind_a_later_head_goes_out_first
     assert [m["uuid"] for m in sandbox.messages()] == [str(m.uuid) for m in (first, second, third)]
 
 
-def test_a_line_whose_head_is_in_flight_is_left_to_its_outcome(hand_source, worker_delivery):
+def behind_a_message_in_flight(earlier: str) -> tuple[Message, Message]:
+    """A line of three whose first message ended ``earlier`` and whose second is the
+    head, claimed; the first and the claimed second."""
     three_updates()
     first, second, _third = Message.objects.order_by("pk")
-    Message.objects.filter(pk=first.pk).update(state="sent", head=False)
+    Message.objects.filter(pk=first.pk).update(state=earlier, head=False)
     Message.objects.filter(pk=second.pk).update(head=True)
     (in_flight,) = engine.claim(10).messages
     assert in_flight.pk == second.pk
+    return first, in_flight
+
+
+def heads() -> list[int]:
+    return list(Message.objects.filter(head=True).values_list("pk", flat=True))
+
+
+def record(attempt: engine.Attempt) -> list[bool]:
+    return engine.record_all([(attempt, False)], engine.Clock.of("default"))
+
+
+def test_a_line_whose_head_is_in_flight_is_left_to_its_outcome(hand_source, worker_delivery):
+    first, in_flight = behind_a_message_in_flight("sent")
     Message.objects.filter(pk=first.pk).update(state="pending")
 
     # Marking the first would let a second message of the thread go out meanwhile.
     assert lines.repair_lines() == 0
-    assert list(Message.objects.filter(head=True).values_list("pk", flat=True)) == [second.pk]
+    assert heads() == [in_flight.pk]
 
-    in_flight.state, in_flight.status_code = Message.State.SENT, 202
-    in_flight.sent_at = timezone.now()
-    engine.record_all([(engine.Attempt(in_flight, "sent"), True)], engine.Clock.of("default"))
+    record(sent(in_flight))
     # Its outcome hands the head to the first pending message.
-    assert list(Message.objects.filter(head=True).values_list("pk", flat=True)) == [first.pk]
+    assert heads() == [first.pk]
 
 
 def test_a_retry_while_its_thread_has_a_message_in_flight_waits_for_that_outcome(
     hand_source, worker_delivery
 ):
-    three_updates()
-    first, second, _third = Message.objects.order_by("pk")
-    Message.objects.filter(pk=first.pk).update(state="failed", head=False)
-    Message.objects.filter(pk=second.pk).update(head=True)
-    (in_flight,) = engine.claim(10).messages
+    first, in_flight = behind_a_message_in_flight("failed")
 
     Message.objects.filter(pk=first.pk).retry()
 
     # Not claimable beside the message in flight: one message of a thread at a time.
-    assert list(Message.objects.filter(head=True).values_list("pk", flat=True)) == [second.pk]
+    assert heads() == [in_flight.pk]
     assert engine.claim(10).messages == []
-    in_flight.state, in_flight.status_code = Message.State.SENT, 202
-    in_flight.sent_at = timezone.now()
-    engine.record_all([(engine.Attempt(in_flight, "sent"), True)], engine.Clock.of("default"))
+    record(sent(in_flight))
     assert [m.pk for m in engine.claim(10).messages] == [first.pk]
 
 
 def test_a_retry_outcome_hands_the_head_back_to_a_message_retried_meanwhile(
     hand_source, worker_delivery
 ):
-    three_updates()
-    first, second, _third = Message.objects.order_by("pk")
-    Message.objects.filter(pk=first.pk).update(state="failed", head=False)
-    Message.objects.filter(pk=second.pk).update(head=True)
-    (in_flight,) = engine.claim(10).messages
+    first, in_flight = behind_a_message_in_flight("failed")
     Message.objects.filter(pk=first.pk).retry()
 
     # Flowdock did not answer the one in flight: it will be retried, after the first.
     in_flight.next_attempt_at = timezone.now()
-    attempt = engine.Attempt(in_flight, engine.RETRYING)
-    assert engine.record_all([(attempt, False)], engine.Clock.of("default")) == [True]
+    assert record(engine.Attempt(in_flight, engine.RETRYING)) == [True]
 
-    assert list(Message.objects.filter(head=True).values_list("pk", flat=True)) == [first.pk]
+    assert heads() == [first.pk]
 
 
 @pytest.mark.parametrize("loop", ["worker", "immediate", "tasks", "celery"])
@@ -197,12 +200,6 @@ def test_the_check_runs_at_once_in_a_process_then_every_few_minutes(
     assert lines.check_lines() is None  # checked less than CHECK_SECONDS ago
     monkeypatch.setattr(lines, "CHECK_SECONDS", 0.0)
     assert lines.check_lines() == 1
-
-
-def sent(message: Message) -> engine.Attempt:
-    message.state, message.status_code = Message.State.SENT, 202
-    message.sent_at = timezone.now()
-    return engine.Attempt(message, Message.State.SENT)
 
 
 def two_lines_in_flight() -> tuple[list[Message], Ticket]:

@@ -54,11 +54,16 @@ def read_committed(using: str, *, savepoint: bool) -> Iterator[None]:
 
 def _above_read_committed(connection: Any) -> bool:
     """Whether the project set a stricter ``isolation_level`` in ``OPTIONS``."""
-    level = getattr(connection, "isolation_level", None)
+    level = connection.settings_dict["OPTIONS"].get("isolation_level")
+    if level is None:
+        return False
     if connection.vendor == "postgresql":
         from django.db.backends.postgresql.psycopg_any import IsolationLevel
 
-        return level in (IsolationLevel.REPEATABLE_READ, IsolationLevel.SERIALIZABLE)
+        return IsolationLevel(level) in (
+            IsolationLevel.REPEATABLE_READ,
+            IsolationLevel.SERIALIZABLE,
+        )
     return connection.vendor == "mysql" and level in ("repeatable read", "serializable")
 
 
